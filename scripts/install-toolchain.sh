@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Pulumi CLI from the Go module proxy (no vendor download site is
-# reachable) and caches it by version outside the repository.
+# reachable), caches it by version outside the repository, and installs onevm's
+# Node.js language host beside it.
 #
 # Usage: scripts/install-toolchain.sh [--help]
 # Env:   ONEVM_CACHE (default ~/.cache/onevm)  PULUMI_VERSION (default from package.json)
@@ -18,7 +19,20 @@ version=${PULUMI_VERSION:-$(node -p "require('$root/package.json').devDependenci
 version=v${version#v}
 bin="$cache/pulumi-$version/bin"
 
+# The engine looks for language hosts next to its own binary first: point it at onevm's
+# (toolchain/language-host.ts) through ONEVM_ROOT, so one cached CLI serves any checkout.
+install_language_host() {
+  cat > "$1/pulumi-language-nodejs.tmp" <<'SH'
+#!/usr/bin/env bash
+: "${ONEVM_ROOT:?run the Pulumi CLI through onevm (npm run pulumi), which sets ONEVM_ROOT}"
+exec "$ONEVM_ROOT/toolchain/bin/pulumi-language-nodejs" "$@"
+SH
+  chmod 755 "$1/pulumi-language-nodejs.tmp"
+  mv -f "$1/pulumi-language-nodejs.tmp" "$1/pulumi-language-nodejs"
+}
+
 if [ -x "$bin/pulumi" ] && "$bin/pulumi" version >/dev/null 2>&1; then
+  install_language_host "$bin"
   log INFO "pulumi $version already built: $bin/pulumi"
   exit 0
 fi
@@ -41,6 +55,7 @@ mkdir -p "$bin.tmp"
   -o "$bin.tmp/pulumi" ./cmd/pulumi) || { log ERROR "go build of the pulumi CLI failed"; exit 1; }
 # The dynamic-provider shim ships in the sdk module; the engine looks for it next to the CLI.
 cp "$src/sdk/nodejs/dist/pulumi-resource-pulumi-nodejs" "$bin.tmp/"
+install_language_host "$bin.tmp"
 chmod 755 "$bin.tmp/"*
 rm -rf "$bin"; mkdir -p "$(dirname "$bin")"; mv -T "$bin.tmp" "$bin"
 log INFO "pulumi $version built: $bin/pulumi"

