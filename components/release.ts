@@ -1,0 +1,75 @@
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { activateCommand, ActivateOptions, installReleaseCommand } from "../lib/remote";
+import { vmPaths } from "../lib/render/paths";
+import { commandConnection, remoteDefaults, secretOutputs, VmConnection } from "./connection";
+
+export interface ReleaseArgs {
+    readonly connection: VmConnection;
+    /** What to activate and how to judge it (app, release, operator, health gate, pruning). */
+    readonly activation: ActivateOptions;
+    /** Rendered compose file; also shown by `pulumi preview --diff`. */
+    readonly composeText: string;
+    /** base64 tar.gz of the release bundle and the bundle's content hash. */
+    readonly bundle: pulumi.Input<string>;
+    readonly bundleHash: string;
+    /** `docker save` archives to upload for `archive` image transport (empty for `registry`). */
+    readonly imageArchives: string[];
+    /** Hash of shared/.env (secret): a change restarts the services whose environment changed. */
+    readonly envHash: pulumi.Input<string>;
+}
+
+/**
+ * One release of the compose stack: its images (when shipped as archives), its bundle in
+ * releases/<id>/, and its activation — lock, pre-deploy backup, migrate, atomic switch,
+ * start, health gate, automatic switch back on failure — run by scripts/remote/activate.sh.
+ */
+export class Release extends pulumi.ComponentResource {
+    public readonly releaseId: string;
+    public readonly activation: command.remote.Command;
+
+    constructor(name: string, args: ReleaseArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("onevm:index:Release", name, {}, opts);
+        const connection = commandConnection(args.connection);
+        const app = args.activation.app;
+        this.releaseId = args.activation.releaseId;
+
+        const images = args.imageArchives.map(
+            (archive) =>
+                new command.remote.CopyToRemote(
+                    `${name}-image-${path.basename(archive, ".tar")}`,
+                    {
+                        connection,
+                        source: new pulumi.asset.FileAsset(archive),
+                        remotePath: `${vmPaths(app).images}/${path.basename(archive)}`,
+                    },
+                    { parent: this },
+                ),
+        );
+
+        const bundle = new command.remote.Command(
+            `${name}-bundle`,
+            {
+                ...remoteDefaults,
+                connection,
+                create: installReleaseCommand(app, this.releaseId, args.bundleHash),
+                stdin: args.bundle,
+            },
+            { parent: this, ...secretOutputs },
+        );
+
+        this.activation = new command.remote.Command(
+            `${name}-activate`,
+            {
+                ...remoteDefaults,
+                connection,
+                create: activateCommand(args.activation),
+                // Any of these changing means a new activation; the previous one has nothing to undo.
+                triggers: [this.releaseId, args.composeText, pulumi.secret(args.envHash)],
+            },
+            { parent: this, dependsOn: [bundle, ...images], ...secretOutputs },
+        );
+        this.registerOutputs({ releaseId: this.releaseId });
+    }
+}

@@ -1,0 +1,86 @@
+/**
+ * Builds what onevm uploads: the remote scripts archive and the release bundle. Reads
+ * local files only; both come out byte-identical for identical input.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { BundleFile, contentHash, tarball } from "./bundle";
+import { Images } from "./config";
+import { renderCompose } from "./render/compose";
+import { renderEnvExample } from "./render/env";
+import { renderUnit, unitName } from "./render/unit";
+
+export const REMOTE_SCRIPTS_DIR = path.join(__dirname, "..", "scripts", "remote");
+
+export interface Archive {
+    hash: string;
+    /** base64 of the tar.gz, as the remote side reads it from stdin. */
+    base64: Promise<string>;
+}
+
+function archive(files: BundleFile[]): Archive {
+    return { hash: contentHash(files), base64: tarball(files).then((b) => b.toString("base64")) };
+}
+
+/** scripts/remote/*.sh, executable. */
+export function toolsArchive(dir = REMOTE_SCRIPTS_DIR): Archive {
+    const files = fs
+        .readdirSync(dir)
+        .filter((f) => f.endsWith(".sh"))
+        .map((f) => ({ path: f, content: fs.readFileSync(path.join(dir, f), "utf8"), mode: 0o755 }));
+    if (files.length === 0) {
+        throw new Error(`no remote scripts found in ${dir}`);
+    }
+    return archive(files);
+}
+
+export interface ReleaseBundleOptions {
+    app: string;
+    user: string;
+    releaseId: string;
+    images: Images;
+    envKeys: string[];
+    appEnvKeys: string[];
+}
+
+export interface ReleaseBundle extends Archive {
+    composeText: string;
+}
+
+/**
+ * compose.yaml, .env.example (keys only), the systemd unit template and release.json.
+ * The content hash covers exactly what defines the release, so reusing a release ID
+ * with different images or topology is detected on the VM and refused.
+ */
+export function releaseBundle(o: ReleaseBundleOptions): ReleaseBundle {
+    const composeText = renderCompose({ app: o.app, releaseId: o.releaseId, images: o.images, appEnvKeys: o.appEnvKeys });
+    const files: BundleFile[] = [
+        { path: "compose.yaml", content: composeText },
+        { path: ".env.example", content: renderEnvExample(o.envKeys) },
+        { path: `systemd/${unitName(o.app)}`, content: renderUnit(o.app, o.user) },
+    ];
+    const hash = contentHash(files);
+    const releaseJson = `${JSON.stringify({ release_id: o.releaseId, app: o.app, images: o.images, content_hash: hash }, null, 2)}\n`;
+    const bundle = archive([...files, { path: "release.json", content: releaseJson }]);
+    return { ...bundle, hash, composeText };
+}
+
+/** `docker save` archives for archive transport: <dir>/<service>_<tag>.tar, which must exist. */
+export function imageArchivePaths(images: Images, dir: string): string[] {
+    return [...new Set(Object.values(images))].map((ref) => {
+        const file = path.resolve(dir, `${archiveName(ref)}.tar`);
+        if (!fs.existsSync(file)) {
+            throw new Error(
+                `image archive ${file} for ${ref} does not exist: build it (scripts/build-images.sh --save ${dir}) ` +
+                    `or use imageTransport: registry`,
+            );
+        }
+        return file;
+    });
+}
+
+/** onevm/bot-api:v1 -> bot-api_v1 (the name scripts/build-images.sh --save writes). */
+export function archiveName(ref: string): string {
+    const lastPath = ref.split("/").pop() ?? ref;
+    return lastPath.replace(/@sha256:([a-f0-9]{12}).*$/, "_$1").replace(":", "_");
+}

@@ -1,0 +1,353 @@
+/**
+ * Every stack config key onevm reads, declared once with its type, default and rule.
+ * `parseConfig` is pure: it takes a reader for raw values and returns a typed config, or
+ * throws one ConfigError listing every problem — before any resource is registered, so
+ * `pulumi preview` shows it and nothing on a VM changes.
+ */
+import * as v from "./validate";
+
+export const NAMESPACE = "onevm";
+export const SERVICES = ["bot-api", "migrate", "postgres", "redis"] as const;
+export type Service = (typeof SERVICES)[number];
+export type Images = Record<Service, string>;
+
+export const TARGETS = ["existing", "digitalocean"] as const;
+export const IMAGE_TRANSPORTS = ["registry", "archive"] as const;
+
+export interface ExistingHostConfig {
+    /** Address the VM's sshd is reachable at. */
+    address: string;
+    port: number;
+    user: string;
+    /** The VM's SSH host public key; every connection pins it. */
+    hostPublicKey: string;
+}
+
+export interface DigitalOceanConfig {
+    region: string;
+    size: string;
+    image: string;
+    sshAllowedCidrs: string[];
+    allowWorldSsh: boolean;
+    tags: string[];
+    volumeSizeGb: number;
+    reservedIp: boolean;
+    /** Operator's own deploy public key; a key is generated when absent. */
+    deployPublicKey?: string;
+    tlsIngress: boolean;
+}
+
+export interface OnevmConfig {
+    app: string;
+    target: (typeof TARGETS)[number];
+    host?: ExistingHostConfig;
+    digitalocean?: DigitalOceanConfig;
+    releaseId: string;
+    images: Images;
+    imageTransport: (typeof IMAGE_TRANSPORTS)[number];
+    /** Where `archive` transport finds `docker save` archives, one per image. */
+    imageArchiveDir: string;
+    healthRetries: number;
+    healthIntervalSeconds: number;
+    keepReleases: number;
+    backupSchedule: string;
+    backupKeep: number;
+    backupMinFreeMb: number;
+    postgresUser: string;
+    postgresDb: string;
+    /** Bump to generate a new database password (rotation). */
+    dbPasswordVersion: number;
+    operator: string;
+    /** Secret values: index.ts wraps each in pulumi.secret before use. */
+    secrets: {
+        sshPrivateKey?: string;
+        telegramBotToken: string;
+        /** Extra environment for the app, KEY -> value. */
+        appEnv: Record<string, string>;
+    };
+}
+
+export class ConfigError extends Error {
+    constructor(readonly problems: string[]) {
+        super(`Invalid onevm configuration (nothing was changed):\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+        this.name = "ConfigError";
+    }
+}
+
+/** Returns the raw config string for a key (without namespace), or undefined when unset. */
+export type ConfigReader = (key: string) => string | undefined;
+
+/** Documentation of every key, rendered into the README's config table. */
+export const CONFIG_KEYS: Record<string, string> = {
+    app: "App name: /opt/<app>, compose project, systemd unit `<app>.service`. Default `bot`.",
+    target: "`existing` (any SSH host: the sandbox, a VPS) or `digitalocean` (a droplet onevm creates). Default `existing`.",
+    host: "existing: the VM's address.",
+    sshPort: "existing: sshd port. Default 22.",
+    sshUser: "SSH user with passwordless sudo. Default `deploy`.",
+    sshPrivateKey: "secret; existing: the SSH private key for sshUser.",
+    hostPublicKey: "existing: the VM's SSH host public key line, pinned by every connection.",
+    region: "digitalocean: region. Default `fra1`.",
+    size: "digitalocean: droplet size. Default `s-2vcpu-4gb`.",
+    image: "digitalocean: droplet image. Default `ubuntu-24-04-x64`.",
+    sshAllowedCidrs: "digitalocean: list of CIDRs allowed to reach port 22 (required).",
+    allowWorldSsh: "digitalocean: must be true to allow 0.0.0.0/0 or ::/0 in sshAllowedCidrs. Default false.",
+    tags: "digitalocean: droplet tags. Default [`onevm`].",
+    volumeSizeGb: "digitalocean: size of the volume holding PostgreSQL data. Default 20.",
+    reservedIp: "digitalocean: attach a reserved IP that survives droplet replacement. Default false.",
+    deployPublicKey: "digitalocean: your own deploy public key; generated with @pulumi/tls when unset.",
+    tlsIngress: "Open 80/443 and run the TLS reverse proxy. Default false.",
+    releaseId: "The release to run (required). Changing it deploys; setting an earlier one rolls back.",
+    images: "Object of image references for bot-api, migrate, postgres, redis (tags or digests required).",
+    imageTransport: "`registry` (the VM pulls) or `archive` (onevm uploads `docker save` archives). Default `registry`.",
+    imageArchiveDir: "archive transport: directory with <name>_<tag>.tar archives. Default `build/images`.",
+    healthRetries: "Health gate attempts. Default 30.",
+    healthIntervalSeconds: "Seconds between health gate attempts. Default 2.",
+    keepReleases: "Releases kept on the VM (current and previous are never pruned). Default 5.",
+    backupSchedule: "Five-field cron schedule of the scheduled backup. Default `17 3 * * *`.",
+    backupKeep: "Verified backups kept. Default 7.",
+    backupMinFreeMb: "Free space the backup requires, in MB. Default 2048.",
+    postgresUser: "PostgreSQL role of the app. Default `bot`.",
+    postgresDb: "PostgreSQL database of the app. Default `bot`.",
+    dbPasswordVersion: "Bump to rotate the generated database password. Default 1.",
+    operator: "Name recorded in the deployment history. Default: $USER.",
+    telegramBotToken: "secret (required): the bot's token.",
+    appEnv: "secret: object of extra environment variables for the app (KEY: value).",
+};
+
+interface Reader {
+    problems: string[];
+    str(key: string, opts?: { def?: string; rule?: v.Rule<string>; required?: boolean }): string | undefined;
+    int(key: string, def: number, rule: v.Rule<number>): number;
+    bool(key: string, def: boolean): boolean;
+    json<T>(key: string): T | undefined;
+}
+
+function reader(read: ConfigReader, secretKeys: ReadonlySet<string>): Reader {
+    const problems: string[] = [];
+    const fail = (key: string, value: string, problem: string) =>
+        problems.push(
+            secretKeys.has(key)
+                ? `${NAMESPACE}:${key} (secret value hidden) ${problem}`
+                : `${NAMESPACE}:${key} = ${JSON.stringify(value)} ${problem}`,
+        );
+    return {
+        problems,
+        str(key, opts = {}) {
+            const raw = read(key);
+            if (raw === undefined || raw === "") {
+                if (opts.required) {
+                    const how = secretKeys.has(key) ? "pulumi config set --secret" : "pulumi config set";
+                    problems.push(`${NAMESPACE}:${key} is required: set it with \`${how} ${NAMESPACE}:${key} <value>\``);
+                }
+                return opts.def;
+            }
+            const problem = opts.rule?.(raw);
+            if (problem) {
+                fail(key, raw, problem);
+            }
+            return raw;
+        },
+        int(key, def, rule) {
+            const raw = read(key);
+            if (raw === undefined || raw === "") {
+                return def;
+            }
+            const n = /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+            const problem = Number.isNaN(n) ? "must be an integer" : rule(n);
+            if (problem) {
+                fail(key, raw, problem);
+                return def;
+            }
+            return n;
+        },
+        bool(key, def) {
+            const raw = read(key);
+            if (raw === undefined || raw === "") {
+                return def;
+            }
+            if (raw !== "true" && raw !== "false") {
+                fail(key, raw, "must be true or false");
+                return def;
+            }
+            return raw === "true";
+        },
+        json<T>(key: string) {
+            const raw = read(key);
+            if (raw === undefined || raw === "") {
+                return undefined;
+            }
+            try {
+                return JSON.parse(raw) as T;
+            } catch {
+                fail(key, raw, "must be structured config (set it with `pulumi config set --path` or a YAML list/object)");
+                return undefined;
+            }
+        },
+    };
+}
+
+export const SECRET_KEYS = new Set(["sshPrivateKey", "telegramBotToken", "appEnv"]);
+
+/** Env keys onevm itself writes to .env; user appEnv may not override them. */
+export const RESERVED_ENV_KEYS = new Set([
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+    "POSTGRES_DB",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "APP_RELEASE",
+    "TELEGRAM_BOT_TOKEN",
+]);
+
+export function parseConfig(read: ConfigReader, defaults: { operator?: string } = {}): OnevmConfig {
+    const r = reader(read, SECRET_KEYS);
+    const p = r.problems;
+
+    const app = r.str("app", { def: "bot", rule: v.appName })!;
+    const target = r.str("target", { def: "existing", rule: v.oneOf(TARGETS) }) as OnevmConfig["target"];
+    const sshUser = r.str("sshUser", { def: "deploy", rule: v.unixUser })!;
+
+    let host: ExistingHostConfig | undefined;
+    let digitalocean: DigitalOceanConfig | undefined;
+    const sshPrivateKey = r.str("sshPrivateKey", { rule: v.sshPrivateKey, required: target === "existing" });
+    if (target === "existing") {
+        host = {
+            address: r.str("host", { rule: v.hostName, required: true }) ?? "",
+            port: r.int("sshPort", 22, v.port),
+            user: sshUser,
+            hostPublicKey: (r.str("hostPublicKey", { rule: v.sshPublicKey, required: true }) ?? "").trim(),
+        };
+    } else if (target === "digitalocean") {
+        const cidrs = stringList(r, "sshAllowedCidrs") ?? [];
+        if (cidrs.length === 0) {
+            p.push(`${NAMESPACE}:sshAllowedCidrs is required: the CIDRs allowed to reach SSH, e.g. ["203.0.113.7/32"]`);
+        }
+        for (const c of cidrs) {
+            const problem = v.cidr(c);
+            if (problem) {
+                p.push(`${NAMESPACE}:sshAllowedCidrs entry ${JSON.stringify(c)} ${problem}`);
+            }
+        }
+        const allowWorldSsh = r.bool("allowWorldSsh", false);
+        const world = cidrs.filter((c) => v.WORLD_CIDRS.includes(c));
+        if (world.length > 0 && !allowWorldSsh) {
+            p.push(
+                `${NAMESPACE}:sshAllowedCidrs opens SSH to the whole internet (${world.join(", ")}); ` +
+                    `refused unless ${NAMESPACE}:allowWorldSsh is true`,
+            );
+        }
+        digitalocean = {
+            region: r.str("region", { def: "fra1", rule: (x) => (/^[a-z]{3}[0-9]$/.test(x) ? undefined : "must be a region slug like fra1") })!,
+            size: r.str("size", { def: "s-2vcpu-4gb", rule: (x) => (/^[a-z0-9-]+$/.test(x) ? undefined : "must be a size slug like s-2vcpu-4gb") })!,
+            image: r.str("image", { def: "ubuntu-24-04-x64", rule: (x) => (/^[a-z0-9.-]+$/.test(x) ? undefined : "must be an image slug like ubuntu-24-04-x64") })!,
+            sshAllowedCidrs: cidrs,
+            allowWorldSsh,
+            tags: stringList(r, "tags") ?? ["onevm"],
+            volumeSizeGb: r.int("volumeSizeGb", 20, v.intBetween(1, 16384)),
+            reservedIp: r.bool("reservedIp", false),
+            deployPublicKey: r.str("deployPublicKey", { rule: v.sshPublicKey }),
+            tlsIngress: r.bool("tlsIngress", false),
+        };
+    }
+
+    const releaseId = r.str("releaseId", { rule: v.releaseId, required: true }) ?? "";
+    const images = parseImages(r);
+    const imageTransport = r.str("imageTransport", {
+        def: "registry",
+        rule: v.oneOf(IMAGE_TRANSPORTS),
+    }) as OnevmConfig["imageTransport"];
+
+    const appEnv = r.json<Record<string, unknown>>("appEnv") ?? {};
+    const extra: Record<string, string> = {};
+    if (typeof appEnv !== "object" || Array.isArray(appEnv) || appEnv === null) {
+        p.push(`${NAMESPACE}:appEnv (secret value hidden) must be an object of KEY: value`);
+    } else {
+        for (const [key, value] of Object.entries(appEnv)) {
+            const problem =
+                v.envKey(key) ??
+                (RESERVED_ENV_KEYS.has(key) ? "is managed by onevm and cannot be overridden" : undefined) ??
+                (typeof value !== "string" ? "must have a string value" : v.envValue(value));
+            if (problem) {
+                p.push(`${NAMESPACE}:appEnv key ${JSON.stringify(key)} ${problem}`);
+            } else {
+                extra[key] = value as string;
+            }
+        }
+    }
+
+    const config: OnevmConfig = {
+        app,
+        target,
+        host,
+        digitalocean,
+        releaseId,
+        images,
+        imageTransport,
+        imageArchiveDir: r.str("imageArchiveDir", { def: "build/images" })!,
+        healthRetries: r.int("healthRetries", 30, v.intBetween(1, 600)),
+        healthIntervalSeconds: r.int("healthIntervalSeconds", 2, v.intBetween(1, 60)),
+        keepReleases: r.int("keepReleases", 5, v.intBetween(2, 100)),
+        backupSchedule: r.str("backupSchedule", { def: "17 3 * * *", rule: v.cronSchedule })!.trim(),
+        backupKeep: r.int("backupKeep", 7, v.intBetween(1, 1000)),
+        backupMinFreeMb: r.int("backupMinFreeMb", 2048, v.intBetween(0, 10_000_000)),
+        postgresUser: r.str("postgresUser", { def: "bot", rule: pgIdentifier })!,
+        postgresDb: r.str("postgresDb", { def: "bot", rule: pgIdentifier })!,
+        dbPasswordVersion: r.int("dbPasswordVersion", 1, v.intBetween(1, 1_000_000)),
+        operator: r.str("operator", { def: defaults.operator ?? "unknown", rule: operatorName })!,
+        secrets: {
+            sshPrivateKey,
+            telegramBotToken: r.str("telegramBotToken", { rule: v.envValue, required: true }) ?? "",
+            appEnv: extra,
+        },
+    };
+    if (p.length > 0) {
+        throw new ConfigError(p);
+    }
+    return config;
+}
+
+const pgIdentifier: v.Rule<string> = (x) =>
+    /^[a-z_][a-z0-9_]{0,62}$/.test(x) ? undefined : "must be a lowercase PostgreSQL identifier ([a-z_][a-z0-9_]{0,62})";
+
+const operatorName: v.Rule<string> = (x) =>
+    /^[A-Za-z0-9._@-]{1,64}$/.test(x) ? undefined : "must be 1-64 letters, digits, '.', '_', '@' or '-'";
+
+function stringList(r: Reader, key: string): string[] | undefined {
+    const list = r.json<unknown>(key);
+    if (list === undefined) {
+        return undefined;
+    }
+    if (!Array.isArray(list) || !list.every((x) => typeof x === "string")) {
+        r.problems.push(`${NAMESPACE}:${key} must be a list of strings`);
+        return undefined;
+    }
+    return list;
+}
+
+function parseImages(r: Reader): Images {
+    const images = r.json<Record<string, unknown>>("images");
+    const result = {} as Images;
+    if (images === undefined) {
+        r.problems.push(
+            `${NAMESPACE}:images is required: an object with image references for ${SERVICES.join(", ")} ` +
+                `(e.g. \`pulumi config set --path '${NAMESPACE}:images.bot-api' registry.example.com/bot-api:1.0.0\`)`,
+        );
+        return result;
+    }
+    for (const service of SERVICES) {
+        const ref = images[service];
+        if (typeof ref !== "string") {
+            r.problems.push(`${NAMESPACE}:images.${service} is required: the image reference for ${service}`);
+            continue;
+        }
+        const problem = v.imageRef(ref);
+        if (problem) {
+            r.problems.push(`${NAMESPACE}:images.${service} = ${JSON.stringify(ref)} ${problem}`);
+        }
+        result[service] = ref;
+    }
+    for (const extra of Object.keys(images).filter((k) => !(SERVICES as readonly string[]).includes(k))) {
+        r.problems.push(`${NAMESPACE}:images.${extra} is not a service onevm runs (${SERVICES.join(", ")})`);
+    }
+    return result;
+}

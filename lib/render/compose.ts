@@ -1,0 +1,108 @@
+/**
+ * Renders the compose file of a release (seed 000's topology, seed 004's logging and
+ * limits). The project name is the app name in every release, so the PostgreSQL volume
+ * and the containers carry over from one release to the next.
+ */
+import { stringify } from "yaml";
+import { Images } from "../config";
+
+export interface ComposeOptions {
+    app: string;
+    releaseId: string;
+    images: Images;
+    /** Names (never values) of the operator's extra app environment variables. */
+    appEnvKeys?: string[];
+    /** Loopback port bot-api publishes on the VM (internal only). */
+    apiPort?: number;
+}
+
+const LOGGING = { driver: "json-file", options: { "max-size": "10m", "max-file": "3" } };
+
+function limits(memory: string, cpus: string, reservedMemory: string) {
+    return { resources: { limits: { memory, cpus }, reservations: { memory: reservedMemory } } };
+}
+
+/**
+ * Each service names only the .env keys it uses, interpolated by compose from
+ * `--env-file shared/.env`: the file holds no value, and rotating one secret recreates
+ * only the services that read it.
+ */
+function fromEnvFile(keys: string[]): Record<string, string> {
+    return Object.fromEntries(keys.map((k) => [k, `\${${k}?${k} is missing from shared/.env}`]));
+}
+
+export function renderCompose(o: ComposeOptions): string {
+    const common = { logging: LOGGING };
+    const doc = {
+        name: o.app,
+        services: {
+            postgres: {
+                image: o.images.postgres,
+                ...common,
+                restart: "unless-stopped",
+                stop_signal: "SIGINT",
+                stop_grace_period: "30s",
+                environment: fromEnvFile(["POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"]),
+                volumes: ["pgdata:/var/lib/postgresql/data"],
+                healthcheck: {
+                    test: ["CMD-SHELL", 'pg_isready -U "$${POSTGRES_USER}" -d "$${POSTGRES_DB}" -h 127.0.0.1'],
+                    interval: "2s",
+                    timeout: "3s",
+                    retries: 30,
+                    start_period: "5s",
+                },
+                deploy: limits("1g", "1.0", "256m"),
+            },
+            redis: {
+                image: o.images.redis,
+                ...common,
+                restart: "unless-stopped",
+                healthcheck: {
+                    test: ["CMD", "redis-cli", "ping"],
+                    interval: "2s",
+                    timeout: "3s",
+                    retries: 30,
+                },
+                deploy: limits("256m", "0.5", "64m"),
+            },
+            migrate: {
+                image: o.images.migrate,
+                ...common,
+                restart: "no",
+                environment: fromEnvFile(["DATABASE_URL"]),
+                depends_on: { postgres: { condition: "service_healthy" } },
+                deploy: limits("256m", "0.5", "64m"),
+            },
+            "bot-api": {
+                image: o.images["bot-api"],
+                ...common,
+                restart: "unless-stopped",
+                environment: {
+                    APP_RELEASE: o.releaseId,
+                    ...fromEnvFile(["DATABASE_URL", "REDIS_URL", "TELEGRAM_BOT_TOKEN", ...(o.appEnvKeys ?? []).sort()]),
+                },
+                ports: [`127.0.0.1:${o.apiPort ?? 8080}:8080`],
+                depends_on: {
+                    migrate: { condition: "service_completed_successfully" },
+                    postgres: { condition: "service_healthy" },
+                    redis: { condition: "service_healthy" },
+                },
+                healthcheck: {
+                    test: [
+                        "CMD",
+                        "python3",
+                        "-c",
+                        "import sys,urllib.request;sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/health',timeout=3).status==200 else 1)",
+                    ],
+                    interval: "2s",
+                    timeout: "4s",
+                    retries: 15,
+                    start_period: "5s",
+                },
+                deploy: limits("512m", "0.5", "128m"),
+            },
+        },
+        volumes: { pgdata: {} },
+    };
+    return `# Rendered by onevm for release ${o.releaseId}. Do not edit on the VM.\n${stringify(doc, { lineWidth: 0 })}`;
+}
