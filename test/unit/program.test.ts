@@ -1,0 +1,182 @@
+/**
+ * The program under Pulumi mocks: which resources it registers, with which inputs,
+ * dependencies and secrets — read from the registration requests the engine would get.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { parse } from "yaml";
+
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const CANARY_TOKEN = "canary-tg-0f9e'\"$# x";
+const CANARY_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\ncanary-ssh-77aa\n-----END OPENSSH PRIVATE KEY-----\n";
+const CANARY_APPENV = "canary-appenv-5d5d";
+const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyPinned sandbox";
+
+interface Registration {
+    type: string;
+    name: string;
+    parent: string;
+    object: Record<string, any>;
+    dependencies: string[];
+    urn?: string;
+}
+const registrations: Registration[] = [];
+
+beforeAll(async () => {
+    await pulumi.runtime.setMocks(
+        {
+            newResource: (args) => ({ id: `${args.name}-id`, state: { ...args.inputs, ...(args.type === "random:index/randomPassword:RandomPassword" ? { result: "generated-db-pw" } : {}) } }),
+            call: () => ({}),
+        },
+        "onevm",
+        "unit",
+        false,
+    );
+    const monitor = pulumi.runtime.getMonitor() as any;
+    const register = monitor.registerResource.bind(monitor);
+    monitor.registerResource = (req: any, cb: any) => {
+        const entry: Registration = {
+            type: req.getType(),
+            name: req.getName(),
+            parent: req.getParent(),
+            object: req.getObject()?.toJavaScript() ?? {},
+            dependencies: req.getDependenciesList(),
+        };
+        registrations.push(entry);
+        return register(req, (err: any, resp: any) => {
+            entry.urn = resp?.getUrn();
+            cb(err, resp);
+        });
+    };
+    pulumi.runtime.setAllConfig(
+        {
+            "onevm:host": "127.0.0.1",
+            "onevm:sshPort": "2222",
+            "onevm:sshPrivateKey": CANARY_KEY,
+            "onevm:hostPublicKey": HOST_KEY,
+            "onevm:releaseId": "v1",
+            "onevm:images": JSON.stringify({ "bot-api": "onevm/bot-api:v1", migrate: "onevm/migrate:v1", postgres: "onevm/postgres:17", redis: "onevm/redis:8" }),
+            "onevm:telegramBotToken": CANARY_TOKEN,
+            "onevm:appEnv": JSON.stringify({ EXTRA_SECRET: CANARY_APPENV }),
+            "onevm:operator": "tester",
+        },
+        ["onevm:sshPrivateKey", "onevm:telegramBotToken", "onevm:appEnv"],
+    );
+    await import("../../index");
+    // Let every pending registration reach the mock monitor.
+    await new Promise((r) => setTimeout(r, 500));
+});
+
+const byName = (name: string) => {
+    const r = registrations.find((x) => x.name === name);
+    if (!r) {
+        throw new Error(`no resource named ${name}; have ${registrations.map((x) => x.name).join(", ")}`);
+    }
+    return r;
+};
+const isSecret = (v: any) => v && typeof v === "object" && v[SECRET_SIG] === "1b47061264138c4ac30d75fd1eb44270";
+const reveal = (v: any) => (isSecret(v) ? v.value : v);
+const urnOf = (name: string) => byName(name).urn!;
+
+/** Every string in the registration, with whether it sits inside a secret. */
+function strings(v: any, secret = false, out: Array<{ s: string; secret: boolean }> = []) {
+    if (typeof v === "string") {
+        out.push({ s: v, secret });
+    } else if (v && typeof v === "object") {
+        const inSecret = secret || isSecret(v);
+        for (const child of Object.values(v)) {
+            strings(child, inSecret, out);
+        }
+    }
+    return out;
+}
+
+test("one component per concern, children parented to them", () => {
+    const components = registrations.filter((r) => r.type.startsWith("onevm:")).map((r) => `${r.type} ${r.name}`);
+    expect(components.sort()).toEqual([
+        "onevm:index:BackupCron backup",
+        "onevm:index:ExistingHost vm",
+        "onevm:index:HostSetup host",
+        "onevm:index:Release release",
+        "onevm:index:SecretsFile secrets",
+        "onevm:index:SystemdUnit unit",
+    ]);
+    const commands = registrations.filter((r) => r.type === "command:remote:Command");
+    expect(commands.map((c) => c.name).sort()).toEqual([
+        "backup-cron",
+        "host-bootstrap",
+        "host-tools",
+        "release-activate",
+        "release-bundle",
+        "secrets-env",
+        "unit-unit",
+    ]);
+    for (const c of commands) {
+        expect(registrations.find((r) => r.urn === c.parent)?.type).toMatch(/^onevm:index:/);
+    }
+});
+
+test("every connection is secret, pins the host key, and keeps previous output out of the remote env", () => {
+    for (const c of registrations.filter((r) => r.type === "command:remote:Command")) {
+        expect(isSecret(c.object.connection)).toBe(true);
+        expect(reveal(c.object.connection)).toMatchObject({ host: "127.0.0.1", port: 2222, user: "deploy", hostKey: HOST_KEY });
+        expect(reveal(c.object.connection).privateKey).toBe(CANARY_KEY);
+        expect(c.object.addPreviousOutputInEnv).toBe(false);
+    }
+});
+
+test("canaries: secret values appear only inside secret-wrapped inputs", () => {
+    const canaries = [CANARY_TOKEN, "canary-ssh-77aa", CANARY_APPENV, "generated-db-pw"];
+    const leaks = registrations.flatMap((r) =>
+        strings(r.object)
+            .filter(({ s, secret }) => !secret && canaries.some((c) => s.includes(c)))
+            .map(({ s }) => `${r.type} ${r.name}: ${s.slice(0, 60)}`),
+    );
+    expect(leaks).toEqual([]);
+    // ...and they do reach the VM, through the .env written on stdin.
+    const env = byName("secrets-env").object;
+    expect(isSecret(env.stdin)).toBe(true);
+    expect(reveal(env.stdin)).toContain(`TELEGRAM_BOT_TOKEN="${CANARY_TOKEN.replace(/"/g, '\\"').replace(/\$/g, "\\$")}"`);
+    expect(reveal(env.stdin)).toContain(`EXTRA_SECRET='${CANARY_APPENV}'`);
+    expect(reveal(env.stdin)).toContain("POSTGRES_PASSWORD='generated-db-pw'");
+    expect(env.create).toBe("/opt/bot/bin/write-env.sh --app-dir /opt/bot");
+});
+
+test("the database password is generated, rotatable through its keeper", () => {
+    const pw = byName("db-password");
+    expect(pw.type).toBe("random:index/randomPassword:RandomPassword");
+    expect(pw.object).toMatchObject({ length: 32, special: false, keepers: { version: "1" } });
+});
+
+test("activation runs after the bundle and the .env, with the release switch visible in its command", () => {
+    const activate = byName("release-activate");
+    expect(activate.object.create).toMatch(/^\/opt\/bot\/bin\/activate.sh --app-dir \/opt\/bot --release v1 --operator tester /);
+    expect(activate.dependencies).toEqual(expect.arrayContaining([urnOf("release-bundle")]));
+    // Component dependencies reach the engine as their children's URNs.
+    expect(byName("release").dependencies).toEqual(expect.arrayContaining([urnOf("secrets-env"), urnOf("host-bootstrap")]));
+    // The compose file is a trigger: `pulumi preview --diff` shows its changed lines.
+    const [id, compose, envHash] = activate.object.triggers;
+    expect(id).toBe("v1");
+    expect(parse(compose).services["bot-api"].image).toBe("onevm/bot-api:v1");
+    expect(isSecret(envHash)).toBe(true);
+});
+
+test("the bundle goes up through stdin, identified by its content hash", () => {
+    const bundle = byName("release-bundle").object;
+    expect(bundle.create).toMatch(/^\/opt\/bot\/bin\/install-release.sh --app-dir \/opt\/bot --id v1 --hash [0-9a-f]{64}$/);
+    expect(Buffer.from(bundle.stdin, "base64").subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
+});
+
+test("unit and cron carry their rendered text; unit after the first activation", () => {
+    const unit = byName("unit-unit");
+    expect(unit.object.create).toBe("sudo -n /opt/bot/bin/install-unit.sh --name bot.service");
+    expect(unit.object.stdin).toContain("ExecStart=/usr/bin/docker compose --project-name bot");
+    expect(byName("unit").dependencies).toContain(urnOf("release-activate"));
+    const cron = byName("backup-cron");
+    expect(cron.object.stdin).toContain("17 3 * * * deploy /opt/bot/bin/backup.sh");
+});
+
+test("destroy uninstalls through the bootstrap's delete, keeping data (scripts/remote/uninstall.sh)", () => {
+    expect(byName("host-bootstrap").object.delete).toBe(
+        "sudo -n /opt/bot/bin/uninstall.sh --app bot --unit bot.service --cron onevm-bot-backup",
+    );
+});
