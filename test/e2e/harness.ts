@@ -1,0 +1,142 @@
+/**
+ * End-to-end harness: fresh sandbox VMs (scripts/sandbox.sh), locally built images
+ * (scripts/build-images.sh), and the real Pulumi engine through the Automation API with
+ * a throwaway local backend.
+ */
+import { execFileSync, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { ConfigMap, LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
+
+export const ROOT = path.resolve(__dirname, "..", "..");
+export const IMAGE_DIR = path.join(ROOT, "build", "images");
+
+export interface Sandbox {
+    name: string;
+    host: string;
+    port: number;
+    user: string;
+    privateKeyPath: string;
+    hostPublicKey: string;
+    knownHostsPath: string;
+    httpPort: number;
+    httpsPort: number;
+}
+
+function run(cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): string {
+    return execFileSync(cmd, args, {
+        cwd: ROOT,
+        input: opts.input,
+        encoding: "utf8",
+        timeout: opts.timeoutMs ?? 600_000,
+        stdio: ["pipe", "pipe", "inherit"],
+    });
+}
+
+export function sandboxUp(name: string): Sandbox {
+    return JSON.parse(run("bash", ["scripts/sandbox.sh", "up", name]));
+}
+
+export function sandboxReboot(name: string): Sandbox {
+    return JSON.parse(run("bash", ["scripts/sandbox.sh", "reboot", name]));
+}
+
+export function sandboxDown(name: string): void {
+    spawnSync("bash", ["scripts/sandbox.sh", "down", name], { cwd: ROOT, stdio: "inherit" });
+}
+
+/** Runs a shell command on the sandbox as the deploy user, host key pinned. */
+export function ssh(vm: Sandbox, command: string, opts: { input?: string; allowFailure?: boolean } = {}): { code: number; out: string; err: string } {
+    const r = spawnSync(
+        "ssh",
+        [
+            "-i", vm.privateKeyPath,
+            "-p", String(vm.port),
+            "-o", `UserKnownHostsFile=${vm.knownHostsPath}`,
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", "BatchMode=yes",
+            "-o", "LogLevel=ERROR",
+            `${vm.user}@${vm.host}`,
+            command,
+        ],
+        { input: opts.input, encoding: "utf8", timeout: 300_000 },
+    );
+    const result = { code: r.status ?? -1, out: r.stdout ?? "", err: r.stderr ?? "" };
+    if (result.code !== 0 && !opts.allowFailure) {
+        throw new Error(`ssh ${vm.name}: '${command}' exited ${result.code}: ${result.err}`);
+    }
+    return result;
+}
+
+/** Builds the sample app's releases and saves them as archives for `archive` transport. */
+export function buildImages(releases: string[]): Record<string, Record<string, string>> {
+    const out = run("bash", ["scripts/build-images.sh", ...releases.flatMap((r) => ["--release", r]), "--save", IMAGE_DIR], {
+        timeoutMs: 1_800_000,
+    });
+    return parseImageRefs(out, releases);
+}
+
+/** build-images.sh prints one JSON object of refs per release, in order. */
+function parseImageRefs(out: string, releases: string[]): Record<string, Record<string, string>> {
+    const objects = out
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l));
+    if (objects.length !== releases.length) {
+        throw new Error(`expected ${releases.length} image sets from build-images.sh, got: ${out}`);
+    }
+    return Object.fromEntries(releases.map((r, i) => [r, objects[i]]));
+}
+
+export interface TestStack {
+    stack: Stack;
+    backendDir: string;
+    /** Everything the engine printed, across all operations: for canary checks. */
+    output: string[];
+}
+
+export async function newStack(stackName: string, config: ConfigMap): Promise<TestStack> {
+    const backendDir = fs.mkdtempSync(path.join(os.tmpdir(), `onevm-${stackName}-`));
+    const pulumiCommand = await PulumiCommand.get({ root: path.dirname(process.env.ONEVM_PULUMI_BIN ?? "") });
+    const stack = await LocalWorkspace.createOrSelectStack(
+        { stackName, workDir: ROOT },
+        {
+            pulumiCommand,
+            envVars: { PULUMI_BACKEND_URL: `file://${backendDir}`, PULUMI_CONFIG_PASSPHRASE: "e2e-passphrase" },
+        },
+    );
+    await stack.setAllConfig(config);
+    return { stack, backendDir, output: [] };
+}
+
+export function stackConfig(vm: Sandbox, extra: ConfigMap): ConfigMap {
+    return {
+        "onevm:host": { value: vm.host },
+        "onevm:sshPort": { value: String(vm.port) },
+        "onevm:sshUser": { value: vm.user },
+        "onevm:sshPrivateKey": { value: fs.readFileSync(vm.privateKeyPath, "utf8"), secret: true },
+        "onevm:hostPublicKey": { value: vm.hostPublicKey },
+        "onevm:imageTransport": { value: "archive" },
+        "onevm:imageArchiveDir": { value: IMAGE_DIR },
+        "onevm:backupMinFreeMb": { value: "100" },
+        "onevm:operator": { value: "e2e" },
+        ...extra,
+    };
+}
+
+/**
+ * SSH logins sshd has accepted since boot, this query's own login included: two readings
+ * around an operation differ by 1 exactly when the operation opened no SSH session.
+ */
+export function acceptedLogins(vm: Sandbox): number {
+    const r = ssh(vm, "sudo -n journalctl -b -u ssh.service --no-pager -o cat | grep -c '^Accepted publickey' || true");
+    return Number(r.out.trim());
+}
+
+export async function removeStack(t: TestStack): Promise<void> {
+    await t.stack.workspace.removeStack(t.stack.name, { force: true }).catch(() => undefined);
+    fs.rmSync(t.backendDir, { recursive: true, force: true });
+    fs.rmSync(path.join(ROOT, `Pulumi.${t.stack.name}.yaml`), { force: true });
+}
