@@ -1,0 +1,670 @@
+#!/usr/bin/env bash
+# activate.sh: the release lifecycle: backup, images, migrate, switch, start, verify, roll back.
+# shellcheck disable=SC2016  # jq filters sit in single quotes
+set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+Usage: activate.sh --release ID [--health-retries N] [--health-interval S]
+                   [--operator NAME] [--skip-backup] [--lock-wait S]
+                   [--backup-min-free-mb N] [--timeout S] [--app-dir /opt/APP]
+
+Makes installed release ID (APP_DIR/releases/ID with COMPLETE) the running one:
+  1. takes state/deploy.lock (flock), waiting at most --lock-wait seconds and naming the
+     holder; resolves a state/activation-in-progress marker left by a killed run
+  2. no-op when current already points to ID and one health check passes
+  3. pre-deploy backup (backup.sh --type pre_deployment) when APP has a postgres container
+  4. images from release.json / the compose file: `docker load` of releases/ID/images/*.tar
+     and APP_DIR/images/*.tar holding missing ones, else `docker pull`
+  5. migrate with the NEW compose file: `up -d --wait postgres redis`, `run --rm -T migrate`;
+     on failure the current release keeps serving (its services are re-applied)
+  6. state/previous := old release; current -> releases/ID (ln -s temp + mv -T)
+  7. `docker compose -p APP --project-directory releases/ID -f releases/ID/compose.yaml
+     --env-file shared/.env up -d --remove-orphans`, then health-check.sh
+  8. unhealthy: current -> previous release, `up -d` it, health-check it, write
+     state/incidents/<UTC>-<ID>.md, restore state/previous
+Every attempt appends one JSON line to state/history.jsonl (also printed on stdout):
+release, previous, started_at, finished_at, duration_s, result
+(success|noop|rolled_back|migrate_failed|failed|interrupted), operator, backup, exit_code,
+phase, reason, incident. A run killed at any point leaves current on the old or the new
+release; the next run (same ID) detects the marker, records the killed attempt as
+"interrupted" and converges.
+
+Options:
+  --release ID            release to activate (required)
+  --health-retries N      health-check attempts (default 30)
+  --health-interval S     seconds between attempts (default 2)
+  --operator NAME         recorded in history and incidents (default: $SUDO_USER or user)
+  --skip-backup           no pre-deploy backup
+  --lock-wait S           seconds to wait for state/deploy.lock (default 300)
+  --backup-min-free-mb N  passed to backup.sh --min-free-mb (default 2048)
+  --timeout S             limit for each docker compose call (default 600)
+  --app-dir DIR           app directory (default: derived from the script's place)
+  -h, --help              this help
+Testing aid: ONEVM_TEST_HOLD_PHASE=<phase> pauses ONEVM_TEST_HOLD_SECONDS (default 60)
+after entering that phase (backup, images, migrate, switch, up, health, rollback).
+
+Exit codes:
+  0   activated, or already active and healthy (no-op)
+  1   error before anything changed (release not installed, images unavailable, ...)
+  2   pre-deploy backup failed: activation aborted, nothing changed
+  3   migration failed: current unchanged, the old release keeps serving
+  4   lock busy (another activation holds state/deploy.lock)
+  5   new release unhealthy: rolled back, previous release restored and healthy
+  6   new release unhealthy and no healthy rollback (no previous release, or the
+      previous one failed its health check too): needs an operator
+  64  usage error
+Log: APP_DIR/logs/activate.log
+USAGE
+}
+
+# --- common: keep this block identical in every scripts/remote/*.sh (test/remote/lint.sh checks) ---
+SCRIPT_NAME="$(basename -- "${BASH_SOURCE[0]}" .sh)"
+SCRIPT_DIR="$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
+LOG_FILE=""
+EX_USAGE=64
+
+# shellcheck disable=SC2317  # not every script uses every common helper
+ts() { date -u '+%Y-%m-%d %H:%M:%S'; }
+# shellcheck disable=SC2317  # not every script uses every common helper
+iso_now() { date -u '+%Y-%m-%dT%H:%M:%SZ'; }
+
+# log LEVEL MESSAGE...: "[YYYY-MM-DD HH:MM:SS] LEVEL: message" (UTC) to stderr and the log file.
+# shellcheck disable=SC2317  # not every script uses every common helper
+log() {
+  local level="$1" line
+  shift
+  line="[$(ts)] ${level}: $*"
+  printf '%s\n' "$line" >&2
+  if [[ -n "$LOG_FILE" ]]; then
+    printf '%s\n' "$line" >>"$LOG_FILE" 2>/dev/null || true
+  fi
+}
+# shellcheck disable=SC2317  # not every script uses every common helper
+die() {
+  local code="$1"
+  shift
+  log ERROR "$*"
+  exit "$code"
+}
+# shellcheck disable=SC2317  # not every script uses every common helper
+usage_error() {
+  log ERROR "$*"
+  printf 'Try: %s --help\n' "$SCRIPT_NAME.sh" >&2
+  exit "$EX_USAGE"
+}
+# need_value "$@": the option in $1 must be followed by a value.
+# shellcheck disable=SC2317  # not every script uses every common helper
+need_value() {
+  [[ $# -ge 2 && -n "$2" ]] || usage_error "option $1 needs a value"
+}
+
+# Default --app-dir: /opt/APP/bin/x.sh -> /opt/APP; /opt/APP/releases/ID/bin/x.sh -> /opt/APP.
+# shellcheck disable=SC2317  # not every script uses every common helper
+default_app_dir() {
+  local parent
+  [[ "$(basename -- "$SCRIPT_DIR")" == "bin" ]] || return 1
+  parent="$(dirname -- "$SCRIPT_DIR")"
+  if [[ "$(basename -- "$(dirname -- "$parent")")" == "releases" ]]; then
+    dirname -- "$(dirname -- "$parent")"
+  else
+    printf '%s\n' "$parent"
+  fi
+}
+
+# resolve_app_dir VALUE: prints the absolute app dir (VALUE, else derived from the script's place).
+# shellcheck disable=SC2317  # not every script uses every common helper
+resolve_app_dir() {
+  local dir="$1"
+  if [[ -z "$dir" ]]; then
+    dir="$(default_app_dir)" || usage_error "cannot derive the app dir from $SCRIPT_DIR: pass --app-dir /opt/APP"
+  fi
+  [[ "$dir" == /* ]] || usage_error "--app-dir must be an absolute path: $dir"
+  printf '%s\n' "${dir%/}"
+}
+
+# Compose project names: lowercase letters, digits, '-' and '_', starting with a letter or digit.
+# shellcheck disable=SC2317  # not every script uses every common helper
+valid_app_name() { [[ "$1" =~ ^[a-z0-9][a-z0-9_-]{0,62}$ ]]; }
+# shellcheck disable=SC2317  # not every script uses every common helper
+valid_release_id() { [[ "$1" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ && "$1" != *..* ]]; }
+
+# setup_logging APP_DIR: also append to APP_DIR/logs/<script>.log when that dir exists.
+# shellcheck disable=SC2317  # not every script uses every common helper
+setup_logging() {
+  local dir="$1/logs" file
+  [[ -d "$dir" ]] || return 0
+  file="$dir/$SCRIPT_NAME.log"
+  if [[ ! -e "$file" ]]; then
+    : >>"$file" 2>/dev/null || return 0
+    # Created by root (sudo): hand it to the app dir's owner, who writes it next time.
+    if [[ "$EUID" -eq 0 ]]; then chown --reference="$1" -- "$file" 2>/dev/null || true; fi
+  fi
+  if [[ -w "$file" ]]; then LOG_FILE="$file"; fi
+}
+
+# atomic_write DEST MODE < content: temp file in DEST's dir, fsync, chmod, rename over DEST.
+# shellcheck disable=SC2317  # not every script uses every common helper
+atomic_write() {
+  local dest="$1" mode="$2" tmp
+  tmp="$(mktemp -- "$(dirname -- "$dest")/.$(basename -- "$dest").tmp-XXXXXX")" || return 1
+  if cat >"$tmp" && chmod "$mode" -- "$tmp" && sync -- "$tmp" && mv -T -- "$tmp" "$dest"; then
+    return 0
+  fi
+  rm -f -- "$tmp"
+  return 1
+}
+
+# atomic_symlink TARGET LINK: LINK -> TARGET via a temp link and rename (never missing, never dangling).
+# shellcheck disable=SC2317  # not every script uses every common helper
+atomic_symlink() {
+  local target="$1" link="$2" tmp
+  tmp="$link.tmp-$$"
+  rm -f -- "$tmp"
+  ln -s -- "$target" "$tmp" && mv -T -- "$tmp" "$link"
+}
+
+# take_lock FD FILE WAIT_S HOLDER_INFO: flock FILE on FD (8 or 9), waiting at most WAIT_S
+# seconds, naming the holder while waiting; exits 4 when still busy. Writes HOLDER_INFO
+# into the file once held. Child processes inherit the FD, so an orphaned child of a
+# killed script keeps the lock until it ends (nothing can run beside it).
+# shellcheck disable=SC2317  # not every script uses every common helper
+take_lock() {
+  local fd="$1" file="$2" wait_s="$3" info="$4" holder
+  case "$fd" in
+    8) exec 8<>"$file" || die 1 "cannot open lock file $file" ;;
+    9) exec 9<>"$file" || die 1 "cannot open lock file $file" ;;
+    *) die 1 "take_lock: unsupported fd $fd" ;;
+  esac
+  if [[ "$EUID" -eq 0 ]]; then chown --reference="$(dirname -- "$file")" -- "$file" 2>/dev/null || true; fi
+  if ! flock -n "$fd"; then
+    holder="$(lock_holder "$file")"
+    log WARN "lock $file is held by: $holder; waiting up to ${wait_s}s"
+    if ! flock -w "$wait_s" "$fd"; then
+      holder="$(lock_holder "$file")"
+      die 4 "lock $file still busy after ${wait_s}s, held by: $holder"
+    fi
+  fi
+  printf '%s\n' "$info" >"$file"
+}
+# shellcheck disable=SC2317  # not every script uses every common helper
+lock_holder() {
+  local info pid
+  info="$(head -c 400 -- "$1" 2>/dev/null | tr '\n' ' ')"
+  info="${info% }"
+  [[ -n "$info" ]] || info="unknown"
+  pid="$(sed -n 's/.*pid=\([0-9][0-9]*\).*/\1/p' <<<"$info")"
+  if [[ -n "$pid" && ! -d "/proc/$pid" ]]; then
+    info="$info (that process is gone; a child it started still holds the lock)"
+  fi
+  printf '%s\n' "$info"
+}
+# --- end common ---
+
+# ---- state -------------------------------------------------------------------------
+RELEASE="" OPERATOR="" HEALTH_RETRIES=30 HEALTH_INTERVAL=2 SKIP_BACKUP=false LOCK_WAIT=300
+BACKUP_MIN_FREE=2048 TIMEOUT=600
+APP="" ENV_FILE="" STATE="" MARKER="" HISTORY=""
+STARTED_AT="" START_S=0 PHASE="start" FINISHED=false SIGNAL=""
+CURRENT="" PREVIOUS="" PREV_PREVIOUS="" SWITCHING=false BACKUP_PATH="" INCIDENT="" RECOVERED=""
+STALE_RELEASE="" STALE_PREVIOUS="" STALE_PREV_PREVIOUS="" STALE_SWITCH=false
+
+# run_logged CMD...: run, copying its output to stderr and the log file; returns its status.
+run_logged() {
+  if [[ -n "$LOG_FILE" ]]; then
+    "$@" 2>&1 | tee -a -- "$LOG_FILE" >&2
+  else
+    "$@" >&2
+  fi
+}
+
+# compose DIR ARGS...: docker compose for the release in DIR (project APP, shared .env).
+compose() {
+  local dir="$1"
+  shift
+  timeout "$TIMEOUT" docker compose -p "$APP" --project-directory "$dir" -f "$dir/compose.yaml" \
+    --env-file "$ENV_FILE" "$@"
+}
+
+release_dir() { printf '%s\n' "$APP_DIR/releases/$1"; }
+installed() { [[ -n "$1" && -f "$APP_DIR/releases/$1/COMPLETE" && -f "$APP_DIR/releases/$1/compose.yaml" ]]; }
+
+# current_release: the id current points to ("" when absent or not an installed release).
+current_release() {
+  local target id
+  target="$(readlink -- "$APP_DIR/current" 2>/dev/null)" || return 0
+  id="$(basename -- "$target")"
+  if installed "$id"; then
+    printf '%s\n' "$id"
+  else
+    log WARN "current points to '$target', which is not an installed release: ignoring it"
+  fi
+}
+
+write_state_previous() {
+  if [[ -n "$1" ]]; then
+    printf '%s\n' "$1" | atomic_write "$STATE/previous" 644
+  else
+    rm -f -- "$STATE/previous"
+  fi
+}
+
+postgres_container() {
+  docker ps -a -q --no-trunc \
+    --filter "label=com.docker.compose.project=$APP" \
+    --filter "label=com.docker.compose.service=postgres" \
+    --filter "label=com.docker.compose.oneoff=False" | head -n 1
+}
+
+write_marker() {
+  jq -cn --arg release "$RELEASE" --arg previous "$PREVIOUS" --arg pp "$PREV_PREVIOUS" \
+    --argjson switching "$SWITCHING" --argjson pid "$$" --arg operator "$OPERATOR" \
+    --arg started "$STARTED_AT" --arg phase "$PHASE" --arg backup "$BACKUP_PATH" \
+    '{release: $release, previous: $previous, prev_previous: $pp, switching: $switching,
+      pid: $pid, operator: $operator, started_at: $started, phase: $phase,
+      backup: $backup, history_written: false}' | atomic_write "$MARKER" 644
+}
+
+set_phase() {
+  PHASE="$1"
+  write_marker
+  if [[ -n "${ONEVM_TEST_HOLD_PHASE:-}" && "$ONEVM_TEST_HOLD_PHASE" == "$PHASE" ]]; then
+    log WARN "test hold: pausing ${ONEVM_TEST_HOLD_SECONDS:-60}s in phase $PHASE"
+    sleep "${ONEVM_TEST_HOLD_SECONDS:-60}"
+  fi
+}
+
+# history_line RESULT EXIT_CODE REASON: the JSON line for this attempt.
+history_line() {
+  local result="$1" code="$2" reason="$3" finished now_s
+  finished="$(iso_now)"
+  now_s="$(date +%s)"
+  jq -cn --arg release "$RELEASE" --arg previous "$PREVIOUS" --arg started "$STARTED_AT" \
+    --arg finished "$finished" --argjson duration "$((now_s - START_S))" --arg result "$result" \
+    --arg operator "$OPERATOR" --arg backup "$BACKUP_PATH" --argjson code "$code" \
+    --arg phase "$PHASE" --arg reason "$reason" --arg incident "$INCIDENT" \
+    --arg current "$(current_release 2>/dev/null)" --arg recovered "$RECOVERED" --argjson pid "$$" \
+    'def n: if . == "" then null else . end;
+     {release: $release, previous: ($previous | n), started_at: $started, finished_at: $finished,
+      duration_s: $duration, result: $result, operator: $operator, backup: ($backup | n),
+      exit_code: $code, phase: $phase, reason: ($reason | n), incident: ($incident | n),
+      current_after: ($current | n), recovered_interrupted: ($recovered | n), pid: $pid}'
+}
+
+append_history() {
+  local line
+  line="$(history_line "$@")"
+  printf '%s\n' "$line" >>"$HISTORY"
+  printf '%s\n' "$line"
+}
+
+# finish RESULT EXIT_CODE MESSAGE: record the attempt, drop the marker, exit.
+finish() {
+  local result="$1" code="$2" msg="$3"
+  FINISHED=true
+  append_history "$result" "$code" "$msg"
+  rm -f -- "$MARKER"
+  if [[ "$code" -eq 0 ]]; then log INFO "$msg"; else log ERROR "$msg"; fi
+  exit "$code"
+}
+
+# shellcheck disable=SC2317  # invoked by trap
+on_signal() {
+  SIGNAL="$1"
+  log WARN "received SIG$1 in phase $PHASE"
+  case "$1" in INT) exit 130 ;; HUP) exit 129 ;; *) exit 143 ;; esac
+}
+
+# shellcheck disable=SC2317  # invoked by trap
+on_exit() {
+  local rc=$? result=failed
+  [[ "$FINISHED" == true ]] && return 0
+  [[ -n "$SIGNAL" ]] && result=interrupted
+  FINISHED=true
+  append_history "$result" "$rc" "ended unexpectedly (exit $rc${SIGNAL:+, SIG$SIGNAL}) in phase $PHASE" >/dev/null || true
+  if [[ -f "$MARKER" ]]; then
+    jq -c '.history_written = true' "$MARKER" 2>/dev/null | atomic_write "$MARKER" 644 || true
+  fi
+  log ERROR "activation of $RELEASE ended unexpectedly (exit $rc) in phase $PHASE; current is '$(current_release 2>/dev/null)'; rerun activate.sh --release $RELEASE to converge"
+}
+
+# resolve_stale_marker: a marker while we hold the lock means a run was killed.
+resolve_stale_marker() {
+  local m hw started phase pid operator
+  [[ -f "$MARKER" ]] || return 0
+  m="$(cat -- "$MARKER")"
+  if ! jq -e 'type == "object"' >/dev/null 2>&1 <<<"$m"; then
+    log WARN "unreadable $MARKER from an interrupted activation: removing it"
+    rm -f -- "$MARKER"
+    return 0
+  fi
+  STALE_RELEASE="$(jq -r '.release // ""' <<<"$m")"
+  STALE_PREVIOUS="$(jq -r '.previous // ""' <<<"$m")"
+  STALE_PREV_PREVIOUS="$(jq -r '.prev_previous // ""' <<<"$m")"
+  STALE_SWITCH="$(jq -r 'if .switching == true then "true" else "false" end' <<<"$m")"
+  hw="$(jq -r '.history_written // false' <<<"$m")"
+  started="$(jq -r '.started_at // ""' <<<"$m")"
+  phase="$(jq -r '.phase // ""' <<<"$m")"
+  pid="$(jq -r '.pid // ""' <<<"$m")"
+  operator="$(jq -r '.operator // ""' <<<"$m")"
+  RECOVERED="$STALE_RELEASE"
+  log WARN "found an interrupted activation of '$STALE_RELEASE' (pid $pid, operator $operator, started $started, phase $phase); current is '${CURRENT:-none}': resolving"
+  if [[ "$hw" != "true" ]]; then
+    jq -cn --arg release "$STALE_RELEASE" --arg previous "$STALE_PREVIOUS" --arg started "$started" \
+      --arg finished "$(iso_now)" --arg operator "$operator" --arg phase "$phase" \
+      --arg backup "$(jq -r '.backup // ""' <<<"$m")" --arg current "$CURRENT" --arg by "$$" \
+      'def n: if . == "" then null else . end;
+       {release: $release, previous: ($previous | n), started_at: $started, finished_at: $finished,
+        duration_s: null, result: "interrupted", operator: $operator, backup: ($backup | n),
+        exit_code: null, phase: $phase, reason: ("killed in phase " + $phase + "; detected by pid " + $by),
+        incident: null, current_after: ($current | n)}' >>"$HISTORY"
+  fi
+  # Make state/previous match where current actually is.
+  if [[ "$STALE_SWITCH" == true && -n "$CURRENT" && "$CURRENT" == "$STALE_RELEASE" ]]; then
+    write_state_previous "$STALE_PREVIOUS"
+  else
+    write_state_previous "$STALE_PREV_PREVIOUS"
+  fi
+  rm -f -- "$MARKER"
+}
+
+cleanup_leftovers() {
+  local ids
+  rm -f -- "$APP_DIR"/current.tmp-*
+  # One-off `run` containers survive only a killed run; nothing else runs while we hold the lock.
+  ids="$(docker ps -a -q --filter "label=com.docker.compose.project=$APP" --filter "label=com.docker.compose.oneoff=True")"
+  if [[ -n "$ids" ]]; then
+    log INFO "removing leftover one-off containers of $APP"
+    # shellcheck disable=SC2086  # container ids
+    docker rm -f $ids >/dev/null || true
+  fi
+}
+
+health() {
+  "$SCRIPT_DIR/health-check.sh" --app-dir "$APP_DIR" "$@"
+}
+
+# ensure_images: every image the release needs is present locally.
+ensure_images() {
+  local rel_dir="$1" img tar tag loaded=false
+  local images=() missing=() tags=()
+  mapfile -t images < <( {
+    jq -r '.images // {} | .[]? | strings' "$rel_dir/release.json" 2>/dev/null || true
+    compose "$rel_dir" config --images 2>/dev/null || true
+  } | sort -u | sed '/^$/d')
+  [[ "${#images[@]}" -gt 0 ]] || die 1 "cannot determine the images of release $RELEASE (release.json images / compose config --images)"
+  for img in "${images[@]}"; do
+    docker image inspect "$img" >/dev/null 2>&1 || missing+=("$img")
+  done
+  if [[ "${#missing[@]}" -eq 0 ]]; then
+    log INFO "all ${#images[@]} images present: ${images[*]}"
+    return 0
+  fi
+  log INFO "missing images: ${missing[*]}"
+  for tar in "$rel_dir"/images/*.tar "$APP_DIR"/images/*.tar; do
+    [[ -f "$tar" ]] || continue
+    mapfile -t tags < <(tar -xOf "$tar" manifest.json 2>/dev/null | jq -r '.[].RepoTags[]?' 2>/dev/null || true)
+    for tag in ${tags[@]+"${tags[@]}"}; do
+      for img in "${missing[@]}"; do
+        if [[ "$tag" == "$img" ]]; then
+          log INFO "docker load -i $tar"
+          run_logged docker load -i "$tar" || die 1 "docker load -i $tar failed"
+          loaded=true
+          break 2
+        fi
+      done
+    done
+  done
+  [[ "$loaded" == true ]] || true
+  local still=()
+  for img in "${missing[@]}"; do
+    docker image inspect "$img" >/dev/null 2>&1 || still+=("$img")
+  done
+  for img in ${still[@]+"${still[@]}"}; do
+    log INFO "docker pull $img"
+    run_logged timeout "$TIMEOUT" docker pull "$img" || log WARN "docker pull $img failed"
+  done
+  missing=()
+  for img in "${images[@]}"; do
+    docker image inspect "$img" >/dev/null 2>&1 || missing+=("$img")
+  done
+  if [[ "${#missing[@]}" -gt 0 ]]; then
+    finish failed 1 "images not available (no archive, pull failed): ${missing[*]}; nothing changed"
+  fi
+  log INFO "all ${#images[@]} images present"
+}
+
+pre_deploy_backup() {
+  local pg rc=0
+  if [[ "$SKIP_BACKUP" == true ]]; then
+    log WARN "no pre-deploy backup (--skip-backup)"
+    return 0
+  fi
+  pg="$(postgres_container)"
+  if [[ -z "$pg" ]]; then
+    log INFO "no postgres container for $APP yet (first deployment): no pre-deploy backup"
+    return 0
+  fi
+  if [[ "$(docker inspect -f '{{.State.Running}}' "$pg" 2>/dev/null)" != "true" ]]; then
+    if [[ -n "$CURRENT" ]]; then
+      log INFO "postgres is stopped: starting it with release $CURRENT for the backup"
+      run_logged compose "$(release_dir "$CURRENT")" up -d --wait postgres ||
+        finish failed 2 "cannot start postgres for the pre-deploy backup; activation aborted, nothing changed"
+    else
+      finish failed 2 "postgres container exists but is stopped and no current release can start it; use --skip-backup to proceed without a backup"
+    fi
+  fi
+  log INFO "Creating pre-deployment backup"
+  BACKUP_PATH="$("$SCRIPT_DIR/backup.sh" --app-dir "$APP_DIR" --type pre_deployment \
+    --release "${CURRENT:-$RELEASE}" --min-free-mb "$BACKUP_MIN_FREE")" || rc=$?
+  if [[ "$rc" -ne 0 ]]; then
+    BACKUP_PATH=""
+    finish failed 2 "pre-deploy backup failed (backup.sh exit $rc): activation of $RELEASE aborted, nothing changed"
+  fi
+  log INFO "Backup created: $BACKUP_PATH"
+  write_marker
+}
+
+run_migrations() {
+  local rel_dir="$1" rc=0 why=""
+  log INFO "Running database migrations with release $RELEASE's compose file"
+  if ! run_logged compose "$rel_dir" up -d --wait postgres redis; then
+    rc=1
+    why="postgres/redis of release $RELEASE did not become healthy"
+  elif ! run_logged compose "$rel_dir" run --rm -T migrate; then
+    rc=1
+    why="the migrate service of release $RELEASE failed"
+  fi
+  if [[ "$rc" -eq 0 ]]; then
+    log INFO "Migrations applied successfully"
+    return 0
+  fi
+  log ERROR "$why"
+  if [[ -n "$CURRENT" ]]; then
+    log INFO "re-applying release $CURRENT's services (postgres/redis may have been recreated)"
+    run_logged compose "$(release_dir "$CURRENT")" up -d --remove-orphans || log WARN "docker compose up -d of $CURRENT failed"
+    if health --retries "$HEALTH_RETRIES" --interval "$HEALTH_INTERVAL" >/dev/null; then
+      log INFO "release $CURRENT is still serving and healthy"
+    else
+      log ERROR "release $CURRENT is not healthy after the failed migration: check it"
+    fi
+  fi
+  log ERROR "pre-deploy backup: ${BACKUP_PATH:-none (no database yet or --skip-backup)}"
+  finish migrate_failed 3 "$why: current unchanged (${CURRENT:-none}); pre-deploy backup: ${BACKUP_PATH:-none}"
+}
+
+write_incident() {
+  local trigger="$1" rb_result="$2" rb_detail="$3" failed_at="$4" file stamp
+  stamp="$(date -u -d "$failed_at" '+%Y%m%dT%H%M%SZ')"
+  file="$STATE/incidents/$stamp-$RELEASE.md"
+  {
+    printf '# Incident: release %s failed its activation\n\n' "$RELEASE"
+    printf -- '- Failed release: %s\n' "$RELEASE"
+    printf -- '- Failed at (UTC): %s\n' "$failed_at"
+    printf -- '- Trigger: %s\n' "$trigger"
+    printf -- '- Rollback operator: %s (automatic rollback by activate.sh, pid %s)\n' "$OPERATOR" "$$"
+    printf -- '- Restored release: %s\n' "${PREVIOUS:-none (no previous release to roll back to)}"
+    printf -- '- Health verification after rollback: %s\n' "$rb_result"
+    printf -- '- Health detail after rollback: %s\n' "$rb_detail"
+    printf -- '- Pre-deploy backup: %s\n' "${BACKUP_PATH:-none}"
+    printf -- '- Activation started (UTC): %s\n' "$STARTED_AT"
+    printf -- '- Logs: %s/logs/activate.log, %s/logs/health-check.log\n' "$APP_DIR" "$APP_DIR"
+  } | atomic_write "$file" 644
+  INCIDENT="$file"
+  log INFO "incident note: $file"
+}
+
+rollback() {
+  local trigger="$1" failed_at rb_json rb_rc=0 rb_result rb_detail prev_dir
+  failed_at="$(iso_now)"
+  set_phase rollback
+  log ERROR "release $RELEASE failed: $trigger"
+  if ! installed "$PREVIOUS"; then
+    if [[ "$SWITCHING" == true ]]; then
+      # First deployment: go back to "no current release".
+      rm -f -- "$APP_DIR/current"
+      write_state_previous "$PREV_PREVIOUS"
+    fi
+    write_incident "$trigger" "not attempted: no previous release to roll back to" "-" "$failed_at"
+    finish failed 6 "release $RELEASE is unhealthy and there is no previous release to roll back to: needs an operator (incident: $INCIDENT)"
+  fi
+  prev_dir="$(release_dir "$PREVIOUS")"
+  log WARN "Rolling back to $PREVIOUS"
+  atomic_symlink "releases/$PREVIOUS" "$APP_DIR/current"
+  write_state_previous "$PREV_PREVIOUS"
+  run_logged compose "$prev_dir" up -d --remove-orphans || log ERROR "docker compose up -d of $PREVIOUS failed"
+  rb_json="$(health --retries "$HEALTH_RETRIES" --interval "$HEALTH_INTERVAL" --json)" || rb_rc=$?
+  rb_detail="$(jq -r '.summary // ""' <<<"$rb_json" 2>/dev/null || true)"
+  if [[ "$rb_rc" -eq 0 ]]; then
+    rb_result="PASSED (health-check.sh exit 0 at $(iso_now): /health ok, metrics present, all services healthy)"
+    rb_detail="${rb_detail:-all checks passed}"
+  else
+    rb_result="FAILED (health-check.sh exit $rb_rc at $(iso_now))"
+  fi
+  write_incident "$trigger" "$rb_result" "$rb_detail" "$failed_at"
+  if [[ "$rb_rc" -eq 0 ]]; then
+    finish rolled_back 5 "release $RELEASE failed ($trigger); rolled back to $PREVIOUS, which is healthy (incident: $INCIDENT)"
+  fi
+  finish failed 6 "release $RELEASE failed and the rollback to $PREVIOUS is NOT healthy: needs an operator (incident: $INCIDENT)"
+}
+
+main() {
+  local app_dir="" rel_dir hc_json hc_rc=0 up_rc=0 trigger
+  while (($#)); do
+    case "$1" in
+      --release) need_value "$@"; RELEASE="$2"; shift 2 ;;
+      --release=*) RELEASE="${1#*=}"; shift ;;
+      --health-retries) need_value "$@"; HEALTH_RETRIES="$2"; shift 2 ;;
+      --health-retries=*) HEALTH_RETRIES="${1#*=}"; shift ;;
+      --health-interval) need_value "$@"; HEALTH_INTERVAL="$2"; shift 2 ;;
+      --health-interval=*) HEALTH_INTERVAL="${1#*=}"; shift ;;
+      --operator) need_value "$@"; OPERATOR="$2"; shift 2 ;;
+      --operator=*) OPERATOR="${1#*=}"; shift ;;
+      --skip-backup) SKIP_BACKUP=true; shift ;;
+      --lock-wait) need_value "$@"; LOCK_WAIT="$2"; shift 2 ;;
+      --lock-wait=*) LOCK_WAIT="${1#*=}"; shift ;;
+      --backup-min-free-mb) need_value "$@"; BACKUP_MIN_FREE="$2"; shift 2 ;;
+      --backup-min-free-mb=*) BACKUP_MIN_FREE="${1#*=}"; shift ;;
+      --timeout) need_value "$@"; TIMEOUT="$2"; shift 2 ;;
+      --timeout=*) TIMEOUT="${1#*=}"; shift ;;
+      --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
+      --app-dir=*) app_dir="${1#*=}"; shift ;;
+      -h|--help) usage; exit 0 ;;
+      *) usage_error "unknown argument: $1" ;;
+    esac
+  done
+  [[ -n "$RELEASE" ]] || usage_error "--release is required"
+  valid_release_id "$RELEASE" || usage_error "invalid release id '$RELEASE'"
+  [[ "$HEALTH_RETRIES" =~ ^[1-9][0-9]*$ ]] || usage_error "--health-retries must be a positive integer"
+  [[ "$HEALTH_INTERVAL" =~ ^[0-9]+([.][0-9]+)?$ ]] || usage_error "--health-interval must be a number"
+  [[ "$LOCK_WAIT" =~ ^[0-9]+$ ]] || usage_error "--lock-wait must be a number of seconds"
+  [[ "$BACKUP_MIN_FREE" =~ ^[0-9]+$ ]] || usage_error "--backup-min-free-mb must be an integer"
+  [[ "$TIMEOUT" =~ ^[1-9][0-9]*$ ]] || usage_error "--timeout must be a positive integer"
+  OPERATOR="${OPERATOR:-${SUDO_USER:-$(id -un)}}"
+  [[ "$OPERATOR" =~ ^[A-Za-z0-9@._+\ -]{1,64}$ ]] || usage_error "--operator may hold letters, digits, space and @._+- (64 at most)"
+
+  APP_DIR="$(resolve_app_dir "$app_dir")"
+  setup_logging "$APP_DIR"
+  APP="$(basename -- "$APP_DIR")"
+  valid_app_name "$APP" || die 1 "app dir name '$APP' is not a valid compose project name"
+  ENV_FILE="$APP_DIR/shared/.env"
+  STATE="$APP_DIR/state"
+  MARKER="$STATE/activation-in-progress"
+  HISTORY="$STATE/history.jsonl"
+  rel_dir="$(release_dir "$RELEASE")"
+  for cmd in docker jq flock curl; do
+    command -v "$cmd" >/dev/null 2>&1 || die 1 "$cmd is not installed (run bootstrap-host.sh)"
+  done
+  [[ -d "$STATE" ]] || die 1 "$STATE does not exist (run bootstrap-host.sh first)"
+  mkdir -p -- "$STATE/incidents"
+  installed "$RELEASE" || die 1 "release $RELEASE is not installed ($rel_dir with COMPLETE and compose.yaml)"
+  [[ -f "$ENV_FILE" ]] || die 1 "$ENV_FILE is missing (write-env.sh)"
+
+  STARTED_AT="$(iso_now)"
+  START_S="$(date +%s)"
+  take_lock 9 "$STATE/deploy.lock" "$LOCK_WAIT" \
+    "pid=$$ script=activate.sh release=$RELEASE operator=$OPERATOR since=$STARTED_AT"
+  trap on_exit EXIT
+  trap 'on_signal TERM' TERM
+  trap 'on_signal INT' INT
+  trap 'on_signal HUP' HUP
+  log INFO "Starting activation of $RELEASE (operator $OPERATOR)"
+
+  cleanup_leftovers
+  CURRENT="$(current_release)"
+  resolve_stale_marker
+  PREV_PREVIOUS="$(cat -- "$STATE/previous" 2>/dev/null || true)"
+
+  if [[ "$CURRENT" == "$RELEASE" ]]; then
+    if [[ "$STALE_RELEASE" == "$RELEASE" && "$STALE_SWITCH" == true ]]; then
+      # A killed run already switched: finish its work, with its rollback target.
+      PREVIOUS="$STALE_PREVIOUS"
+      PREV_PREVIOUS="$STALE_PREV_PREVIOUS"
+      SWITCHING=true
+    fi
+    if health --retries 1 --interval 0 >/dev/null 2>&1; then
+      finish noop 0 "release $RELEASE is already current and healthy: nothing to do"
+    fi
+    log WARN "release $RELEASE is current but not healthy: re-applying it${PREVIOUS:+ (rollback target $PREVIOUS)}"
+  else
+    PREVIOUS="$CURRENT"
+    SWITCHING=true
+  fi
+  log INFO "release $RELEASE; previous: ${PREVIOUS:-none}"
+
+  set_phase backup
+  pre_deploy_backup
+
+  set_phase images
+  ensure_images "$rel_dir"
+
+  set_phase migrate
+  run_migrations "$rel_dir"
+
+  set_phase switch
+  if [[ "$CURRENT" != "$RELEASE" ]]; then
+    write_state_previous "$PREVIOUS"
+    atomic_symlink "releases/$RELEASE" "$APP_DIR/current"
+    log INFO "current -> releases/$RELEASE (was ${CURRENT:-none})"
+  fi
+
+  set_phase up
+  log INFO "Starting services of $RELEASE"
+  run_logged compose "$rel_dir" up -d --remove-orphans || up_rc=$?
+
+  set_phase health
+  if [[ "$up_rc" -ne 0 ]]; then
+    hc_json="$(health --retries 1 --interval 0 --json 2>/dev/null)" || true
+    trigger="docker compose up -d failed (exit $up_rc); $(jq -r '.summary // ""' <<<"$hc_json" 2>/dev/null || true)"
+    rollback "$trigger"
+  fi
+  log INFO "Running health checks ($HEALTH_RETRIES x ${HEALTH_INTERVAL}s)"
+  hc_json="$(health --retries "$HEALTH_RETRIES" --interval "$HEALTH_INTERVAL" --json)" || hc_rc=$?
+  if [[ "$hc_rc" -ne 0 ]]; then
+    trigger="health check failed (health-check.sh exit $hc_rc after $HEALTH_RETRIES x ${HEALTH_INTERVAL}s): $(jq -r '.summary // ""' <<<"$hc_json" 2>/dev/null || true)"
+    rollback "$trigger"
+  fi
+  finish success 0 "Deployment successful: $RELEASE (previous: ${PREVIOUS:-none})"
+}
+
+main "$@"

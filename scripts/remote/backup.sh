@@ -1,0 +1,461 @@
+#!/usr/bin/env bash
+# backup.sh: verified pg_dump -Fc of the app's PostgreSQL, with an index and retention.
+# shellcheck disable=SC2016  # jq filters and container-side shell code sit in single quotes
+set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+Usage: backup.sh [--type scheduled|pre_deployment|manual] [--min-free-mb N] [--keep N]
+                 [--release ID] [--lock-wait S] [--app-dir /opt/APP]
+       backup.sh --verify FILE|BACKUP_ID [--app-dir /opt/APP]
+
+Backup: checks free space in APP_DIR/backups, runs `pg_dump -Fc` inside the running
+postgres container of compose project APP (user and database from that container's own
+POSTGRES_USER / POSTGRES_DB: no credential passes through this script), writes
+backups/.tmp-PID.dump, verifies it (PGDMP header + `pg_restore --list` lists entries),
+then renames it to backups/<APP>_<YYYYmmdd_HHMMSS>_<type>.dump, records it in
+backups/backup_index.json, writes LAST_SUCCESS ("<ISO time> <file>") and applies
+retention. Prints the backup file path on stdout.
+A dump that fails verification is kept as <name>.dump.unverified, recorded with
+"verified": false, and LAST_SUCCESS is left alone.
+
+Retention: the newest N backup files (verified or not) are kept, and always the newest
+verified one; older ones and their index entries are deleted. Index entries whose file
+is gone are dropped. retention_until = created_at + N days (N daily copies).
+
+--verify re-checks an existing backup (path, file name or backup_id) and updates its
+index entry; a corrupt .dump is renamed to .dump.unverified (and LAST_SUCCESS moved to
+the newest verified backup).
+
+Options:
+  --type T          scheduled | pre_deployment | manual (default manual)
+  --min-free-mb N   required free space in MB (default 2048)
+  --keep N          backups to keep (default 7, at least 1)
+  --release ID      artifact_id recorded in the index (default: the current release)
+  --lock-wait S     seconds to wait for state/backup.lock (default 300)
+  --verify X        verify an existing backup instead of taking one
+  --app-dir DIR     app directory (default: derived from the script's place)
+  -h, --help        this help
+
+Exit codes:
+  0   backup taken and verified (or --verify: the backup is valid)
+  1   pg_dump failed (or no running postgres container, or another error)
+  2   verification failed (file kept as *.unverified, verified:false in the index)
+  3   insufficient disk space
+  4   lock busy (another backup holds state/backup.lock)
+  64  usage error
+Log: APP_DIR/logs/backup.log
+USAGE
+}
+
+# --- common: keep this block identical in every scripts/remote/*.sh (test/remote/lint.sh checks) ---
+SCRIPT_NAME="$(basename -- "${BASH_SOURCE[0]}" .sh)"
+SCRIPT_DIR="$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
+LOG_FILE=""
+EX_USAGE=64
+
+# shellcheck disable=SC2317  # not every script uses every common helper
+ts() { date -u '+%Y-%m-%d %H:%M:%S'; }
+# shellcheck disable=SC2317  # not every script uses every common helper
+iso_now() { date -u '+%Y-%m-%dT%H:%M:%SZ'; }
+
+# log LEVEL MESSAGE...: "[YYYY-MM-DD HH:MM:SS] LEVEL: message" (UTC) to stderr and the log file.
+# shellcheck disable=SC2317  # not every script uses every common helper
+log() {
+  local level="$1" line
+  shift
+  line="[$(ts)] ${level}: $*"
+  printf '%s\n' "$line" >&2
+  if [[ -n "$LOG_FILE" ]]; then
+    printf '%s\n' "$line" >>"$LOG_FILE" 2>/dev/null || true
+  fi
+}
+# shellcheck disable=SC2317  # not every script uses every common helper
+die() {
+  local code="$1"
+  shift
+  log ERROR "$*"
+  exit "$code"
+}
+# shellcheck disable=SC2317  # not every script uses every common helper
+usage_error() {
+  log ERROR "$*"
+  printf 'Try: %s --help\n' "$SCRIPT_NAME.sh" >&2
+  exit "$EX_USAGE"
+}
+# need_value "$@": the option in $1 must be followed by a value.
+# shellcheck disable=SC2317  # not every script uses every common helper
+need_value() {
+  [[ $# -ge 2 && -n "$2" ]] || usage_error "option $1 needs a value"
+}
+
+# Default --app-dir: /opt/APP/bin/x.sh -> /opt/APP; /opt/APP/releases/ID/bin/x.sh -> /opt/APP.
+# shellcheck disable=SC2317  # not every script uses every common helper
+default_app_dir() {
+  local parent
+  [[ "$(basename -- "$SCRIPT_DIR")" == "bin" ]] || return 1
+  parent="$(dirname -- "$SCRIPT_DIR")"
+  if [[ "$(basename -- "$(dirname -- "$parent")")" == "releases" ]]; then
+    dirname -- "$(dirname -- "$parent")"
+  else
+    printf '%s\n' "$parent"
+  fi
+}
+
+# resolve_app_dir VALUE: prints the absolute app dir (VALUE, else derived from the script's place).
+# shellcheck disable=SC2317  # not every script uses every common helper
+resolve_app_dir() {
+  local dir="$1"
+  if [[ -z "$dir" ]]; then
+    dir="$(default_app_dir)" || usage_error "cannot derive the app dir from $SCRIPT_DIR: pass --app-dir /opt/APP"
+  fi
+  [[ "$dir" == /* ]] || usage_error "--app-dir must be an absolute path: $dir"
+  printf '%s\n' "${dir%/}"
+}
+
+# Compose project names: lowercase letters, digits, '-' and '_', starting with a letter or digit.
+# shellcheck disable=SC2317  # not every script uses every common helper
+valid_app_name() { [[ "$1" =~ ^[a-z0-9][a-z0-9_-]{0,62}$ ]]; }
+# shellcheck disable=SC2317  # not every script uses every common helper
+valid_release_id() { [[ "$1" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ && "$1" != *..* ]]; }
+
+# setup_logging APP_DIR: also append to APP_DIR/logs/<script>.log when that dir exists.
+# shellcheck disable=SC2317  # not every script uses every common helper
+setup_logging() {
+  local dir="$1/logs" file
+  [[ -d "$dir" ]] || return 0
+  file="$dir/$SCRIPT_NAME.log"
+  if [[ ! -e "$file" ]]; then
+    : >>"$file" 2>/dev/null || return 0
+    # Created by root (sudo): hand it to the app dir's owner, who writes it next time.
+    if [[ "$EUID" -eq 0 ]]; then chown --reference="$1" -- "$file" 2>/dev/null || true; fi
+  fi
+  if [[ -w "$file" ]]; then LOG_FILE="$file"; fi
+}
+
+# atomic_write DEST MODE < content: temp file in DEST's dir, fsync, chmod, rename over DEST.
+# shellcheck disable=SC2317  # not every script uses every common helper
+atomic_write() {
+  local dest="$1" mode="$2" tmp
+  tmp="$(mktemp -- "$(dirname -- "$dest")/.$(basename -- "$dest").tmp-XXXXXX")" || return 1
+  if cat >"$tmp" && chmod "$mode" -- "$tmp" && sync -- "$tmp" && mv -T -- "$tmp" "$dest"; then
+    return 0
+  fi
+  rm -f -- "$tmp"
+  return 1
+}
+
+# atomic_symlink TARGET LINK: LINK -> TARGET via a temp link and rename (never missing, never dangling).
+# shellcheck disable=SC2317  # not every script uses every common helper
+atomic_symlink() {
+  local target="$1" link="$2" tmp
+  tmp="$link.tmp-$$"
+  rm -f -- "$tmp"
+  ln -s -- "$target" "$tmp" && mv -T -- "$tmp" "$link"
+}
+
+# take_lock FD FILE WAIT_S HOLDER_INFO: flock FILE on FD (8 or 9), waiting at most WAIT_S
+# seconds, naming the holder while waiting; exits 4 when still busy. Writes HOLDER_INFO
+# into the file once held. Child processes inherit the FD, so an orphaned child of a
+# killed script keeps the lock until it ends (nothing can run beside it).
+# shellcheck disable=SC2317  # not every script uses every common helper
+take_lock() {
+  local fd="$1" file="$2" wait_s="$3" info="$4" holder
+  case "$fd" in
+    8) exec 8<>"$file" || die 1 "cannot open lock file $file" ;;
+    9) exec 9<>"$file" || die 1 "cannot open lock file $file" ;;
+    *) die 1 "take_lock: unsupported fd $fd" ;;
+  esac
+  if [[ "$EUID" -eq 0 ]]; then chown --reference="$(dirname -- "$file")" -- "$file" 2>/dev/null || true; fi
+  if ! flock -n "$fd"; then
+    holder="$(lock_holder "$file")"
+    log WARN "lock $file is held by: $holder; waiting up to ${wait_s}s"
+    if ! flock -w "$wait_s" "$fd"; then
+      holder="$(lock_holder "$file")"
+      die 4 "lock $file still busy after ${wait_s}s, held by: $holder"
+    fi
+  fi
+  printf '%s\n' "$info" >"$file"
+}
+# shellcheck disable=SC2317  # not every script uses every common helper
+lock_holder() {
+  local info pid
+  info="$(head -c 400 -- "$1" 2>/dev/null | tr '\n' ' ')"
+  info="${info% }"
+  [[ -n "$info" ]] || info="unknown"
+  pid="$(sed -n 's/.*pid=\([0-9][0-9]*\).*/\1/p' <<<"$info")"
+  if [[ -n "$pid" && ! -d "/proc/$pid" ]]; then
+    info="$info (that process is gone; a child it started still holds the lock)"
+  fi
+  printf '%s\n' "$info"
+}
+# --- end common ---
+
+PG_TIMEOUT=1800
+TMP_FILES=()
+cleanup() {
+  local f
+  for f in ${TMP_FILES[@]+"${TMP_FILES[@]}"}; do rm -f -- "$f"; done
+}
+
+# postgres_container APP: id of the project's postgres service container ("" when none).
+postgres_container() {
+  docker ps -a -q --no-trunc \
+    --filter "label=com.docker.compose.project=$1" \
+    --filter "label=com.docker.compose.service=postgres" \
+    --filter "label=com.docker.compose.oneoff=False" | head -n 1
+}
+
+require_running_postgres() {
+  local pg
+  pg="$(postgres_container "$APP")"
+  [[ -n "$pg" ]] || die 1 "no postgres container for compose project $APP (nothing to back up yet)"
+  [[ "$(docker inspect -f '{{.State.Running}}' "$pg" 2>/dev/null)" == "true" ]] ||
+    die 1 "the postgres container of $APP is not running"
+  printf '%s\n' "$pg"
+}
+
+# verify_dump FILE PG_CONTAINER: PGDMP header and a non-empty `pg_restore --list`.
+VERIFY_DETAIL=""
+verify_dump() {
+  local file="$1" pg="$2" list entries
+  VERIFY_DETAIL=""
+  if [[ "$(head -c 5 -- "$file" 2>/dev/null)" != "PGDMP" ]]; then
+    VERIFY_DETAIL="no PGDMP header (not a pg_dump custom-format archive)"
+    return 1
+  fi
+  if ! list="$(timeout "$PG_TIMEOUT" docker exec -i "$pg" pg_restore --list <"$file" 2>&1)"; then
+    VERIFY_DETAIL="pg_restore --list failed: $(tail -n 2 <<<"$list" | tr '\n' ' ' | head -c 300)"
+    return 1
+  fi
+  entries="$(grep -cv -e '^;' -e '^[[:space:]]*$' <<<"$list" || true)"
+  if [[ "$entries" -lt 1 ]]; then
+    VERIFY_DETAIL="pg_restore --list shows no entries"
+    return 1
+  fi
+  VERIFY_DETAIL="$entries archive entries"
+  return 0
+}
+
+read_index() {
+  local index="$BACKUPS/backup_index.json"
+  if [[ -f "$index" ]]; then
+    if jq -e '.backups | type == "array"' "$index" >/dev/null 2>&1; then
+      cat -- "$index"
+      return 0
+    fi
+    log WARN "backup_index.json is not valid; keeping it as backup_index.json.corrupt and starting a new index"
+    cp -f -- "$index" "$index.corrupt"
+  fi
+  printf '{"backups":[]}\n'
+}
+
+# write_index JQ_FILTER [jq args...]: apply a filter to the index and replace it atomically.
+write_index() {
+  local filter="$1" current
+  shift
+  current="$(read_index)"
+  jq "$@" "$filter" <<<"$current" | atomic_write "$BACKUPS/backup_index.json" 644 ||
+    die 1 "cannot update backup_index.json"
+}
+
+write_last_success() {
+  local when="$1" file="$2"
+  printf '%s %s\n' "$when" "$file" | atomic_write "$BACKUPS/LAST_SUCCESS" 644 ||
+    die 1 "cannot write LAST_SUCCESS"
+}
+
+size_mb() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1048576 }'; }
+
+apply_retention() {
+  local keep="$1" newest_verified="" f i deleted=0
+  local files=()
+  mapfile -t files < <(find "$BACKUPS" -maxdepth 1 -type f \( -name "${APP}_*.dump" -o -name "${APP}_*.dump.unverified" \) -printf '%f\n' | sort -r)
+  for f in ${files[@]+"${files[@]}"}; do
+    if [[ "$f" == *.dump ]]; then newest_verified="$f"; break; fi
+  done
+  log INFO "Cleaning up old backups (keep newest $keep${newest_verified:+, and always $newest_verified})"
+  for ((i = keep; i < ${#files[@]}; i++)); do
+    f="${files[$i]}"
+    [[ "$f" == "$newest_verified" ]] && continue
+    rm -f -- "${BACKUPS:?}/$f"
+    deleted=$((deleted + 1))
+    log INFO "deleted expired backup $f"
+  done
+  # Drop index entries whose file is gone (deleted above or by hand).
+  local present
+  present="$(find "$BACKUPS" -maxdepth 1 -type f \( -name '*.dump' -o -name '*.dump.unverified' \) -printf '%p\n' | jq -R . | jq -cs .)"
+  write_index '.backups |= map(select(.file_path as $p | any($present[]; . == $p)))' --argjson present "$present"
+  log INFO "Deleted $deleted expired backups"
+}
+
+# resolve_backup X: path of an existing backup given as a path, file name or backup_id.
+resolve_backup() {
+  local x="$1" c
+  for c in "$x" "$BACKUPS/$x" "$BACKUPS/$x.dump" "$BACKUPS/$x.dump.unverified"; do
+    if [[ -f "$c" ]]; then
+      printf '%s\n' "$(cd -P -- "$(dirname -- "$c")" && pwd)/$(basename -- "$c")"
+      return 0
+    fi
+  done
+  return 1
+}
+
+do_verify() {
+  local target="$1" file pg id now newest
+  file="$(resolve_backup "$target")" || die 2 "backup not found: $target"
+  pg="$(require_running_postgres)"
+  id="$(basename -- "$file")"
+  id="${id%.unverified}"
+  id="${id%.dump}"
+  log INFO "Verifying backup $file"
+  now="$(iso_now)"
+  if verify_dump "$file" "$pg"; then
+    if [[ "$file" == *.unverified ]]; then
+      mv -T -- "$file" "${file%.unverified}"
+      file="${file%.unverified}"
+    fi
+    write_index '.backups |= map(if .backup_id == $id then .verified = true | .verified_at = $now | .file_path = $file else . end)' \
+      --arg id "$id" --arg now "$now" --arg file "$file"
+    log INFO "Verification successful: $VERIFY_DETAIL"
+    printf '%s\n' "$file"
+    return 0
+  fi
+  log ERROR "Verification failed for $file: $VERIFY_DETAIL"
+  if [[ "$file" == *.dump ]]; then
+    mv -T -- "$file" "$file.unverified"
+    file="$file.unverified"
+    log ERROR "kept as $file"
+  fi
+  write_index '.backups |= map(if .backup_id == $id then .verified = false | .verified_at = null | .verification_error = $err | .file_path = $file else . end)' \
+    --arg id "$id" --arg err "$VERIFY_DETAIL" --arg file "$file"
+  if grep -qF -- " ${file%.unverified}" "$BACKUPS/LAST_SUCCESS" 2>/dev/null; then
+    newest="$(read_index | jq -r '[.backups[] | select(.verified == true)] | sort_by(.created_at) | last | "\(.verified_at) \(.file_path)" // empty')"
+    if [[ -n "$newest" && "$newest" != "null null" ]]; then
+      printf '%s\n' "$newest" | atomic_write "$BACKUPS/LAST_SUCCESS" 644
+      log WARN "LAST_SUCCESS now names ${newest#* }"
+    else
+      rm -f -- "$BACKUPS/LAST_SUCCESS"
+      log WARN "no verified backup is left: LAST_SUCCESS removed"
+    fi
+  fi
+  return 2
+}
+
+main() {
+  local app_dir="" type="manual" min_free=2048 keep=7 release="" lock_wait=300 verify=""
+  local free_mb pg tmp err rc stamp name final created_at bytes mb verified_at entry retention_until
+  while (($#)); do
+    case "$1" in
+      --type) need_value "$@"; type="$2"; shift 2 ;;
+      --type=*) type="${1#*=}"; shift ;;
+      --min-free-mb) need_value "$@"; min_free="$2"; shift 2 ;;
+      --min-free-mb=*) min_free="${1#*=}"; shift ;;
+      --keep) need_value "$@"; keep="$2"; shift 2 ;;
+      --keep=*) keep="${1#*=}"; shift ;;
+      --release) need_value "$@"; release="$2"; shift 2 ;;
+      --release=*) release="${1#*=}"; shift ;;
+      --lock-wait) need_value "$@"; lock_wait="$2"; shift 2 ;;
+      --lock-wait=*) lock_wait="${1#*=}"; shift ;;
+      --verify) need_value "$@"; verify="$2"; shift 2 ;;
+      --verify=*) verify="${1#*=}"; shift ;;
+      --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
+      --app-dir=*) app_dir="${1#*=}"; shift ;;
+      -h|--help) usage; exit 0 ;;
+      *) usage_error "unknown argument: $1" ;;
+    esac
+  done
+  case "$type" in scheduled|pre_deployment|manual) ;; *) usage_error "--type must be scheduled, pre_deployment or manual" ;; esac
+  [[ "$min_free" =~ ^[0-9]+$ ]] || usage_error "--min-free-mb must be a non-negative integer"
+  [[ "$keep" =~ ^[1-9][0-9]*$ ]] || usage_error "--keep must be a positive integer"
+  [[ "$lock_wait" =~ ^[0-9]+$ ]] || usage_error "--lock-wait must be a number of seconds"
+  if [[ -n "$release" ]] && ! valid_release_id "$release"; then usage_error "invalid --release id"; fi
+  APP_DIR="$(resolve_app_dir "$app_dir")"
+  setup_logging "$APP_DIR"
+  APP="$(basename -- "$APP_DIR")"
+  valid_app_name "$APP" || die 1 "app dir name '$APP' is not a valid compose project name"
+  BACKUPS="$APP_DIR/backups"
+  [[ -d "$BACKUPS" && -d "$APP_DIR/state" ]] || die 1 "$BACKUPS or $APP_DIR/state missing (run bootstrap-host.sh first)"
+  command -v jq >/dev/null 2>&1 || die 1 "jq is not installed"
+  command -v docker >/dev/null 2>&1 || die 1 "docker is not installed"
+
+  take_lock 8 "$APP_DIR/state/backup.lock" "$lock_wait" \
+    "pid=$$ script=backup.sh type=${verify:+verify}${verify:-$type} since=$(iso_now)"
+  trap cleanup EXIT
+  # Only the lock holder writes temp files: any left over are from a killed run.
+  find "$BACKUPS" -maxdepth 1 -name '.tmp-*' -type f -delete
+
+  if [[ -n "$verify" ]]; then
+    rc=0
+    do_verify "$verify" || rc=$?
+    exit "$rc"
+  fi
+
+  if [[ -z "$release" ]]; then
+    release="$(basename -- "$(readlink -- "$APP_DIR/current" 2>/dev/null || true)")"
+  fi
+  log INFO "Starting database backup (type: $type)"
+  free_mb="$(df -Pm -- "$BACKUPS" | awk 'NR == 2 { print $4 }')"
+  log INFO "Available disk space: ${free_mb} MB"
+  if [[ "$free_mb" -lt "$min_free" ]]; then
+    die 3 "Insufficient disk space: ${free_mb} MB available, ${min_free} MB required"
+  fi
+  pg="$(require_running_postgres)"
+
+  tmp="$BACKUPS/.tmp-$$.dump"
+  err="$BACKUPS/.tmp-$$.err"
+  TMP_FILES+=("$tmp" "$err")
+  log INFO "Creating backup with pg_dump -Fc in container ${pg:0:12}"
+  rc=0
+  # Single quotes: the container's shell expands its own POSTGRES_USER / POSTGRES_DB.
+  timeout "$PG_TIMEOUT" docker exec "$pg" sh -c \
+    'exec pg_dump -Fc -U "${POSTGRES_USER:-postgres}" "${POSTGRES_DB:-${POSTGRES_USER:-postgres}}"' \
+    >"$tmp" 2>"$err" || rc=$?
+  if [[ "$rc" -ne 0 ]]; then
+    die 1 "pg_dump failed (exit $rc): $(tail -n 3 -- "$err" | tr '\n' ' ' | head -c 400)"
+  fi
+  [[ -s "$tmp" ]] || die 1 "pg_dump produced no output"
+  sync -- "$tmp"
+
+  created_at="$(iso_now)"
+  stamp="$(date -u -d "$created_at" '+%Y%m%d_%H%M%S')"
+  name="${APP}_${stamp}_${type}"
+  # Two backups in one second: wait for the next second rather than reuse a name.
+  while [[ -e "$BACKUPS/$name.dump" || -e "$BACKUPS/$name.dump.unverified" ]]; do
+    sleep 1
+    created_at="$(iso_now)"
+    stamp="$(date -u -d "$created_at" '+%Y%m%d_%H%M%S')"
+    name="${APP}_${stamp}_${type}"
+  done
+  bytes="$(stat -c %s -- "$tmp")"
+  mb="$(size_mb "$bytes")"
+  log INFO "Backup created: $name.dump ($mb MB)"
+  retention_until="$(date -u -d "$created_at + $keep days" '+%Y-%m-%dT%H:%M:%SZ')"
+  entry="$(jq -cn --arg id "$name" --arg created "$created_at" --arg type "$type" \
+    --argjson mb "$mb" --argjson bytes "$bytes" --arg until "$retention_until" --arg rel "$release" --arg app "$APP" \
+    '{backup_id: $id, created_at: $created, backup_type: $type, file_path: null,
+      file_size_mb: $mb, file_size_bytes: $bytes, verified: false, verified_at: null,
+      retention_until: $until, artifact_id: (if $rel == "" then null else $rel end), app: $app}')"
+
+  log INFO "Verifying backup integrity"
+  if ! verify_dump "$tmp" "$pg"; then
+    final="$BACKUPS/$name.dump.unverified"
+    mv -T -- "$tmp" "$final"
+    entry="$(jq -c --arg f "$final" --arg e "$VERIFY_DETAIL" '.file_path = $f | .verification_error = $e' <<<"$entry")"
+    write_index '.backups = ([.backups[] | select(.backup_id != $e.backup_id)] + [$e])' --argjson e "$entry"
+    die 2 "Verification failed: $VERIFY_DETAIL (kept as $final, verified:false in the index)"
+  fi
+  verified_at="$(iso_now)"
+  log INFO "Verification successful: $VERIFY_DETAIL"
+  final="$BACKUPS/$name.dump"
+  mv -T -- "$tmp" "$final"
+  sync -- "$BACKUPS" 2>/dev/null || true
+  entry="$(jq -c --arg f "$final" --arg v "$verified_at" '.file_path = $f | .verified = true | .verified_at = $v' <<<"$entry")"
+  write_index '.backups = ([.backups[] | select(.backup_id != $e.backup_id)] + [$e])' --argjson e "$entry"
+  write_last_success "$verified_at" "$final"
+  apply_retention "$keep"
+  log INFO "Backup complete: $final"
+  printf '%s\n' "$final"
+}
+
+main "$@"

@@ -1,0 +1,324 @@
+#!/usr/bin/env bash
+# bootstrap-host.sh: Docker Engine + Compose v2, the deploy user's docker group, /opt/APP layout.
+set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+Usage: sudo bootstrap-host.sh --app APP --user USER [--app-dir /opt/APP]
+
+Prepares a Debian 13 (trixie) or Ubuntu 24.04 host for onevm, changing only what is
+missing (fast no-op when done):
+  - Docker Engine + Compose v2 from the distribution (Debian: docker.io docker-cli
+    docker-compose; Ubuntu: docker.io docker-compose-v2), plus jq curl tar gzip;
+    apt waits up to 300 s for the dpkg lock
+  - docker.service enabled and started (systemd)
+  - USER in the docker group (takes effect on USER's next login)
+  - APP_DIR and its releases/ shared/ (700) backups/ state/ state/incidents/ logs/
+    images/ bin/, owned by USER, mode 755 unless noted
+Must run as root.
+
+Options:
+  --app APP       app name: compose project name ([a-z0-9][a-z0-9_-]*)
+  --user USER     deploy user (must exist)
+  --app-dir DIR   default /opt/APP
+  -h, --help      this help
+
+Exit codes:
+  0   host ready
+  1   error (not root, no systemd, unknown user, Docker did not start)
+  2   unsupported distribution (no Compose v2 package known for it)
+  3   package installation failed
+  64  usage error
+Log: APP_DIR/logs/bootstrap-host.log
+USAGE
+}
+
+# --- common: keep this block identical in every scripts/remote/*.sh (test/remote/lint.sh checks) ---
+SCRIPT_NAME="$(basename -- "${BASH_SOURCE[0]}" .sh)"
+SCRIPT_DIR="$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
+LOG_FILE=""
+EX_USAGE=64
+
+# shellcheck disable=SC2317  # not every script uses every common helper
+ts() { date -u '+%Y-%m-%d %H:%M:%S'; }
+# shellcheck disable=SC2317  # not every script uses every common helper
+iso_now() { date -u '+%Y-%m-%dT%H:%M:%SZ'; }
+
+# log LEVEL MESSAGE...: "[YYYY-MM-DD HH:MM:SS] LEVEL: message" (UTC) to stderr and the log file.
+# shellcheck disable=SC2317  # not every script uses every common helper
+log() {
+  local level="$1" line
+  shift
+  line="[$(ts)] ${level}: $*"
+  printf '%s\n' "$line" >&2
+  if [[ -n "$LOG_FILE" ]]; then
+    printf '%s\n' "$line" >>"$LOG_FILE" 2>/dev/null || true
+  fi
+}
+# shellcheck disable=SC2317  # not every script uses every common helper
+die() {
+  local code="$1"
+  shift
+  log ERROR "$*"
+  exit "$code"
+}
+# shellcheck disable=SC2317  # not every script uses every common helper
+usage_error() {
+  log ERROR "$*"
+  printf 'Try: %s --help\n' "$SCRIPT_NAME.sh" >&2
+  exit "$EX_USAGE"
+}
+# need_value "$@": the option in $1 must be followed by a value.
+# shellcheck disable=SC2317  # not every script uses every common helper
+need_value() {
+  [[ $# -ge 2 && -n "$2" ]] || usage_error "option $1 needs a value"
+}
+
+# Default --app-dir: /opt/APP/bin/x.sh -> /opt/APP; /opt/APP/releases/ID/bin/x.sh -> /opt/APP.
+# shellcheck disable=SC2317  # not every script uses every common helper
+default_app_dir() {
+  local parent
+  [[ "$(basename -- "$SCRIPT_DIR")" == "bin" ]] || return 1
+  parent="$(dirname -- "$SCRIPT_DIR")"
+  if [[ "$(basename -- "$(dirname -- "$parent")")" == "releases" ]]; then
+    dirname -- "$(dirname -- "$parent")"
+  else
+    printf '%s\n' "$parent"
+  fi
+}
+
+# resolve_app_dir VALUE: prints the absolute app dir (VALUE, else derived from the script's place).
+# shellcheck disable=SC2317  # not every script uses every common helper
+resolve_app_dir() {
+  local dir="$1"
+  if [[ -z "$dir" ]]; then
+    dir="$(default_app_dir)" || usage_error "cannot derive the app dir from $SCRIPT_DIR: pass --app-dir /opt/APP"
+  fi
+  [[ "$dir" == /* ]] || usage_error "--app-dir must be an absolute path: $dir"
+  printf '%s\n' "${dir%/}"
+}
+
+# Compose project names: lowercase letters, digits, '-' and '_', starting with a letter or digit.
+# shellcheck disable=SC2317  # not every script uses every common helper
+valid_app_name() { [[ "$1" =~ ^[a-z0-9][a-z0-9_-]{0,62}$ ]]; }
+# shellcheck disable=SC2317  # not every script uses every common helper
+valid_release_id() { [[ "$1" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ && "$1" != *..* ]]; }
+
+# setup_logging APP_DIR: also append to APP_DIR/logs/<script>.log when that dir exists.
+# shellcheck disable=SC2317  # not every script uses every common helper
+setup_logging() {
+  local dir="$1/logs" file
+  [[ -d "$dir" ]] || return 0
+  file="$dir/$SCRIPT_NAME.log"
+  if [[ ! -e "$file" ]]; then
+    : >>"$file" 2>/dev/null || return 0
+    # Created by root (sudo): hand it to the app dir's owner, who writes it next time.
+    if [[ "$EUID" -eq 0 ]]; then chown --reference="$1" -- "$file" 2>/dev/null || true; fi
+  fi
+  if [[ -w "$file" ]]; then LOG_FILE="$file"; fi
+}
+
+# atomic_write DEST MODE < content: temp file in DEST's dir, fsync, chmod, rename over DEST.
+# shellcheck disable=SC2317  # not every script uses every common helper
+atomic_write() {
+  local dest="$1" mode="$2" tmp
+  tmp="$(mktemp -- "$(dirname -- "$dest")/.$(basename -- "$dest").tmp-XXXXXX")" || return 1
+  if cat >"$tmp" && chmod "$mode" -- "$tmp" && sync -- "$tmp" && mv -T -- "$tmp" "$dest"; then
+    return 0
+  fi
+  rm -f -- "$tmp"
+  return 1
+}
+
+# atomic_symlink TARGET LINK: LINK -> TARGET via a temp link and rename (never missing, never dangling).
+# shellcheck disable=SC2317  # not every script uses every common helper
+atomic_symlink() {
+  local target="$1" link="$2" tmp
+  tmp="$link.tmp-$$"
+  rm -f -- "$tmp"
+  ln -s -- "$target" "$tmp" && mv -T -- "$tmp" "$link"
+}
+
+# take_lock FD FILE WAIT_S HOLDER_INFO: flock FILE on FD (8 or 9), waiting at most WAIT_S
+# seconds, naming the holder while waiting; exits 4 when still busy. Writes HOLDER_INFO
+# into the file once held. Child processes inherit the FD, so an orphaned child of a
+# killed script keeps the lock until it ends (nothing can run beside it).
+# shellcheck disable=SC2317  # not every script uses every common helper
+take_lock() {
+  local fd="$1" file="$2" wait_s="$3" info="$4" holder
+  case "$fd" in
+    8) exec 8<>"$file" || die 1 "cannot open lock file $file" ;;
+    9) exec 9<>"$file" || die 1 "cannot open lock file $file" ;;
+    *) die 1 "take_lock: unsupported fd $fd" ;;
+  esac
+  if [[ "$EUID" -eq 0 ]]; then chown --reference="$(dirname -- "$file")" -- "$file" 2>/dev/null || true; fi
+  if ! flock -n "$fd"; then
+    holder="$(lock_holder "$file")"
+    log WARN "lock $file is held by: $holder; waiting up to ${wait_s}s"
+    if ! flock -w "$wait_s" "$fd"; then
+      holder="$(lock_holder "$file")"
+      die 4 "lock $file still busy after ${wait_s}s, held by: $holder"
+    fi
+  fi
+  printf '%s\n' "$info" >"$file"
+}
+# shellcheck disable=SC2317  # not every script uses every common helper
+lock_holder() {
+  local info pid
+  info="$(head -c 400 -- "$1" 2>/dev/null | tr '\n' ' ')"
+  info="${info% }"
+  [[ -n "$info" ]] || info="unknown"
+  pid="$(sed -n 's/.*pid=\([0-9][0-9]*\).*/\1/p' <<<"$info")"
+  if [[ -n "$pid" && ! -d "/proc/$pid" ]]; then
+    info="$info (that process is gone; a child it started still holds the lock)"
+  fi
+  printf '%s\n' "$info"
+}
+# --- end common ---
+
+CHANGED=0
+
+# ensure_dir PATH MODE USER GROUP
+ensure_dir() {
+  local path="$1" mode="$2" user="$3" group="$4"
+  if [[ ! -d "$path" ]]; then
+    install -d -m "$mode" -o "$user" -g "$group" -- "$path"
+    log INFO "created $path ($mode, $user:$group)"
+    CHANGED=1
+    return 0
+  fi
+  if [[ "$(stat -c '%U:%G' -- "$path")" != "$user:$group" ]]; then
+    chown -- "$user:$group" "$path"
+    log INFO "chown $user:$group $path"
+    CHANGED=1
+  fi
+  if [[ "$(stat -c '%a' -- "$path")" != "$mode" ]]; then
+    chmod -- "$mode" "$path"
+    log INFO "chmod $mode $path"
+    CHANGED=1
+  fi
+}
+
+compose_ok() { docker compose version >/dev/null 2>&1; }
+
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  log INFO "installing: $*"
+  apt-get -o DPkg::Lock::Timeout=300 update -qq || die 3 "apt-get update failed"
+  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "$@" >&2 ||
+    die 3 "apt-get install $* failed"
+  CHANGED=1
+}
+
+install_packages() {
+  local id="" version="" like="" pkgs=()
+  # shellcheck disable=SC1091
+  if [[ -r /etc/os-release ]]; then
+    id="$(. /etc/os-release && printf '%s' "${ID:-}")"
+    version="$(. /etc/os-release && printf '%s' "${VERSION_ID:-}")"
+    like="$(. /etc/os-release && printf '%s' "${ID_LIKE:-}")"
+  fi
+  command -v jq >/dev/null 2>&1 || pkgs+=(jq)
+  command -v curl >/dev/null 2>&1 || pkgs+=(curl ca-certificates)
+  command -v tar >/dev/null 2>&1 || pkgs+=(tar)
+  command -v gzip >/dev/null 2>&1 || pkgs+=(gzip)
+  command -v flock >/dev/null 2>&1 || pkgs+=(util-linux)
+  if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1 || ! compose_ok; then
+    case "$id" in
+      debian)
+        [[ "${version%%.*}" =~ ^[0-9]+$ && "${version%%.*}" -ge 13 ]] ||
+          die 2 "Debian $version has no Compose v2 package: use Debian 13 (trixie) or newer, or install Docker first"
+        command -v dockerd >/dev/null 2>&1 || pkgs+=(docker.io)
+        command -v docker >/dev/null 2>&1 || pkgs+=(docker-cli)
+        compose_ok || pkgs+=(docker-compose)
+        ;;
+      ubuntu)
+        [[ "${version%%.*}" =~ ^[0-9]+$ && "${version%%.*}" -ge 24 ]] ||
+          die 2 "Ubuntu $version is not supported: use Ubuntu 24.04 or newer, or install Docker first"
+        command -v dockerd >/dev/null 2>&1 || pkgs+=(docker.io)
+        compose_ok || pkgs+=(docker-compose-v2)
+        ;;
+      *)
+        die 2 "unsupported distribution '${id:-unknown}'${like:+ (like $like)}: install Docker Engine and Compose v2 first"
+        ;;
+    esac
+  fi
+  if [[ "${#pkgs[@]}" -gt 0 ]]; then apt_install "${pkgs[@]}"; fi
+  compose_ok || die 3 "docker compose (v2) is still not available after installing packages"
+}
+
+start_docker() {
+  local i
+  if ! systemctl is-enabled --quiet docker.service 2>/dev/null; then
+    systemctl enable docker.service >/dev/null 2>&1 || die 1 "systemctl enable docker failed"
+    log INFO "docker.service enabled"
+    CHANGED=1
+  fi
+  if ! systemctl is-active --quiet docker.service; then
+    systemctl start docker.service || die 1 "systemctl start docker failed (journalctl -u docker)"
+    log INFO "docker.service started"
+    CHANGED=1
+  fi
+  for ((i = 0; i < 60; i++)); do
+    if docker info >/dev/null 2>&1; then return 0; fi
+    sleep 0.5
+  done
+  die 1 "the Docker engine does not answer (journalctl -u docker)"
+}
+
+main() {
+  local app="" user="" app_dir="" group d t0
+  t0="$(date +%s%N)"
+  while (($#)); do
+    case "$1" in
+      --app) need_value "$@"; app="$2"; shift 2 ;;
+      --app=*) app="${1#*=}"; shift ;;
+      --user) need_value "$@"; user="$2"; shift 2 ;;
+      --user=*) user="${1#*=}"; shift ;;
+      --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
+      --app-dir=*) app_dir="${1#*=}"; shift ;;
+      -h|--help) usage; exit 0 ;;
+      *) usage_error "unknown argument: $1" ;;
+    esac
+  done
+  [[ -n "$app" ]] || usage_error "--app is required"
+  [[ -n "$user" ]] || usage_error "--user is required"
+  valid_app_name "$app" || usage_error "--app must match [a-z0-9][a-z0-9_-]* (a compose project name)"
+  APP_DIR="${app_dir:-/opt/$app}"
+  [[ "$APP_DIR" == /* ]] || usage_error "--app-dir must be absolute"
+  APP_DIR="${APP_DIR%/}"
+  [[ "$(basename -- "$APP_DIR")" == "$app" ]] || usage_error "the app dir's name must be the app name ($app): the scripts derive the compose project from it"
+  [[ "$EUID" -eq 0 ]] || die 1 "must run as root (sudo)"
+  [[ -d /run/systemd/system ]] || die 1 "systemd is not running on this host"
+  id -u "$user" >/dev/null 2>&1 || die 1 "user '$user' does not exist"
+  setup_logging "$APP_DIR"
+
+  install_packages
+  start_docker
+  if ! getent group docker >/dev/null; then
+    groupadd --system docker
+    CHANGED=1
+  fi
+  if ! id -nG "$user" | tr ' ' '\n' | grep -qx docker; then
+    usermod -aG docker "$user"
+    log INFO "added $user to the docker group (effective at $user's next login)"
+    CHANGED=1
+  fi
+
+  group="$(id -gn "$user")"
+  ensure_dir "$APP_DIR" 755 "$user" "$group"
+  setup_logging "$APP_DIR"
+  for d in releases backups state state/incidents logs images bin; do
+    ensure_dir "$APP_DIR/$d" 755 "$user" "$group"
+  done
+  ensure_dir "$APP_DIR/shared" 700 "$user" "$group"
+  setup_logging "$APP_DIR"
+
+  if [[ "$CHANGED" -eq 0 ]]; then
+    log INFO "host already bootstrapped for $app ($(docker compose version --short 2>/dev/null), $(( ($(date +%s%N) - t0) / 1000000 )) ms)"
+  else
+    log INFO "host ready for $app: Docker $(docker version --format '{{.Server.Version}}' 2>/dev/null), Compose $(docker compose version --short 2>/dev/null), $APP_DIR owned by $user"
+  fi
+}
+
+main "$@"
