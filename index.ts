@@ -8,6 +8,7 @@ import * as random from "@pulumi/random";
 import { archiveName, imageArchivePaths, releaseBundle, toolsArchive } from "./lib/artifacts";
 import { sha256 } from "./lib/bundle";
 import { NAMESPACE, parseConfig } from "./lib/config";
+import { decideRelease, ReleaseIdReusedError } from "./lib/releaseGuard";
 import { cronName, renderBackupCron } from "./lib/render/cron";
 import { databaseUrl, renderEnv } from "./lib/render/env";
 import { unitName, renderUnit } from "./lib/render/unit";
@@ -27,8 +28,39 @@ if (cfg.target !== "existing" || !cfg.host) {
     throw new Error(`${NAMESPACE}:target ${cfg.target} is not supported by this program yet`);
 }
 
+const appEnvKeys = Object.keys(cfg.secrets.appEnv);
+const envKeys = ["POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "DATABASE_URL", "REDIS_URL", "TELEGRAM_BOT_TOKEN", ...appEnvKeys];
+const bundle = releaseBundle({
+    app: cfg.app,
+    user: cfg.host.user,
+    releaseId: cfg.releaseId,
+    images: cfg.images,
+    envKeys,
+    appEnvKeys,
+});
+
+// This stack's own previous outputs tell whether this is a new release, a re-run or a
+// rollback, and which content each release ID had. A refusal here stops every remote
+// command, because they all reach the VM through the gated address below.
+const self = new pulumi.StackReference("self", {
+    name: `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`,
+});
+const decision = pulumi
+    .all([self.getOutput("releaseId"), self.getOutput("previousReleaseId"), self.getOutput("releases")])
+    .apply(([releaseId, previousReleaseId, releases]) => {
+        try {
+            const d = decideRelease({ releaseId, previousReleaseId, releases }, cfg.releaseId, bundle.hash);
+            if (d.notice) {
+                pulumi.log.warn(d.notice);
+            }
+            return d;
+        } catch (e) {
+            throw e instanceof ReleaseIdReusedError ? new pulumi.RunError(e.message) : e;
+        }
+    });
+
 const vm = new ExistingHost("vm", {
-    address: cfg.host.address,
+    address: decision.apply(() => cfg.host!.address),
     port: cfg.host.port,
     user: cfg.host.user,
     privateKey: pulumi.secret(cfg.secrets.sshPrivateKey ?? ""),
@@ -54,9 +86,6 @@ const envText = pulumi.secret(
         }),
     ),
 );
-const appEnvKeys = Object.keys(cfg.secrets.appEnv);
-const envKeys = ["POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "DATABASE_URL", "REDIS_URL", "TELEGRAM_BOT_TOKEN", ...appEnvKeys];
-
 const unit = unitName(cfg.app);
 const cron = cronName(cfg.app);
 const tools = toolsArchive();
@@ -72,14 +101,6 @@ const setup = new HostSetup("host", {
 
 const secrets = new SecretsFile("secrets", { connection: vm.connection, app: cfg.app, envText }, { dependsOn: [setup.ready] });
 
-const bundle = releaseBundle({
-    app: cfg.app,
-    user: cfg.host.user,
-    releaseId: cfg.releaseId,
-    images: cfg.images,
-    envKeys,
-    appEnvKeys,
-});
 const release = new Release(
     "release",
     {
@@ -125,6 +146,8 @@ new BackupCron(
 );
 
 export const releaseId = cfg.releaseId;
+export const previousReleaseId = decision.previousReleaseId;
+export const releases = decision.releases;
 export const releaseContentHash = bundle.hash;
 export const images = cfg.images;
 export const imageArchives = cfg.imageTransport === "archive" ? [...new Set(Object.values(cfg.images))].map(archiveName) : [];

@@ -24,12 +24,20 @@ const registrations: Registration[] = [];
 beforeAll(async () => {
     await pulumi.runtime.setMocks(
         {
-            newResource: (args) => ({ id: `${args.name}-id`, state: { ...args.inputs, ...(args.type === "random:index/randomPassword:RandomPassword" ? { result: "generated-db-pw" } : {}) } }),
+            newResource: (args) => {
+                const extra: Record<string, unknown> = {
+                    "random:index/randomPassword:RandomPassword": { result: "generated-db-pw" },
+                    // The stack's own previous outputs: a first deploy has none.
+                    "pulumi:pulumi:StackReference": { outputs: {} },
+                };
+                return { id: `${args.name}-id`, state: { ...args.inputs, ...(extra[args.type] as object) } };
+            },
             call: () => ({}),
         },
         "onevm",
         "unit",
         false,
+        "organization",
     );
     const monitor = pulumi.runtime.getMonitor() as any;
     const register = monitor.registerResource.bind(monitor);
