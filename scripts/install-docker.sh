@@ -41,11 +41,15 @@ if ! command -v dockerd >/dev/null 2>&1; then
   if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod 755 "$policy"; own_policy=1
   fi
+  # Debian 13+ ships the client as docker-cli (only recommended by docker.io); Debian 12's
+  # docker.io contains it. Name it where it exists, unless a client is already there.
+  pkgs=(docker.io)
+  if ! command -v docker >/dev/null 2>&1 && apt-cache show docker-cli >/dev/null 2>&1; then pkgs+=(docker-cli); fi
   rc=0
-  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends docker.io >/dev/null || rc=$?
+  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null || rc=$?
   if [ "$own_policy" = 1 ]; then rm -f "$policy"; fi
   if [ "$rc" -ne 0 ] || ! command -v dockerd >/dev/null 2>&1; then
-    log ERROR "apt-get install docker.io failed (exit $rc)"; exit 1
+    log ERROR "apt-get install ${pkgs[*]} failed (exit $rc)"; exit 1
   fi
   log INFO "installed $(dockerd --version)"
 fi
@@ -57,8 +61,15 @@ if pgrep -x dockerd >/dev/null 2>&1; then
   log INFO "dockerd is running but not answering yet; waiting for it"
 else
   log INFO "starting dockerd in the background (log: /var/log/onevm-dockerd.log)"
-  # setsid: the engine must outlive this script and its caller's process group.
-  setsid -f dockerd >>/var/log/onevm-dockerd.log 2>&1 </dev/null
+  # setsid: the engine must outlive this script and its caller's process group. It must
+  # not inherit any lock fd (ours or a caller's), or it would hold it for as long as it runs.
+  (
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+    exec setsid -f dockerd >>/var/log/onevm-dockerd.log 2>&1 </dev/null
+  )
 fi
 
 wait_s=${ONEVM_DOCKERD_WAIT:-60}

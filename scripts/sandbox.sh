@@ -292,7 +292,6 @@ cmd_down() {
     fi
   done
   rm -rf "$state"
-  rm -f "$cache/sandboxes/.$name.lock"
   log INFO "sandbox '$name' is gone"
 }
 
