@@ -1,0 +1,1 @@
+"""onevm sample application: the booking bot API of seed 000 (FastAPI + PostgreSQL + Redis)."""
