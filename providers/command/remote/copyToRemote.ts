@@ -1,0 +1,68 @@
+import { CheckFailure } from "@pulumi/pulumi/provider";
+import { randomBytes } from "crypto";
+import { OpContext, ResourceType } from "../../common/serve";
+import { changedKeys, hasUnknown, isArchive, isAsset, pick, reveal, sameValue, Wire, WireMap } from "../../common/values";
+import { connectionChecks, hostChanged } from "./command";
+import { requireConnection } from "./connection";
+import { dial } from "./dial";
+import { Source, upload } from "./sftp";
+
+const INPUT_KEYS = ["connection", "remotePath", "source", "triggers"] as const;
+
+/** FileAsset, StringAsset and FileArchive, as upstream; remote archives and AssetArchive are not. */
+function toSource(v: Wire): Source | string {
+    const s = reveal(v);
+    if (isAsset(s) && typeof s.path === "string") return { kind: "path", path: s.path };
+    if (isAsset(s) && typeof s.text === "string") return { kind: "text", text: s.text };
+    if (isArchive(s) && typeof s.path === "string") return { kind: "path", path: s.path };
+    return "must be a FileAsset, StringAsset or FileArchive";
+}
+
+function checks(news: WireMap): CheckFailure[] {
+    const failures = connectionChecks(news);
+    const remotePath = reveal(news.remotePath);
+    if (!hasUnknown(remotePath) && (typeof remotePath !== "string" || remotePath === "")) {
+        failures.push({ property: "remotePath", reason: "is required" });
+    }
+    const source = toSource(news.source);
+    if (!hasUnknown(news.source) && typeof source === "string") failures.push({ property: "source", reason: source });
+    return failures;
+}
+
+async function copy(ctx: OpContext, props: WireMap): Promise<void> {
+    const source = toSource(props.source);
+    if (typeof source === "string") throw new Error(`source ${source}`);
+    const client = await dial(requireConnection(reveal(props.connection)), { log: ctx.log });
+    try {
+        await upload(client, source, reveal(props.remotePath) as string);
+    } finally {
+        client.end();
+    }
+}
+
+/**
+ * command:remote:CopyToRemote. The engine stamps every asset and archive with a content
+ * hash, and sameValue compares sources by it: an unchanged source is never uploaded again.
+ */
+export const copyToRemote: ResourceType = {
+    async check(_olds, news) {
+        return { inputs: news, failures: checks(news) };
+    },
+
+    async diff(olds, news) {
+        const changed = changedKeys(olds, news, INPUT_KEYS);
+        if (changed.length === 0) return { changes: false };
+        const replaces = [...(changed.includes("triggers") ? ["triggers"] : []), ...(hostChanged(olds, news) ? ["connection"] : [])];
+        return { changes: true, replaces };
+    },
+
+    async create(ctx, inputs) {
+        await copy(ctx, inputs);
+        return { id: randomBytes(8).toString("hex"), outs: pick(inputs, INPUT_KEYS) };
+    },
+
+    async update(ctx, _id, olds, news) {
+        if (!sameValue(olds.source, news.source) || !sameValue(olds.remotePath, news.remotePath)) await copy(ctx, news);
+        return { outs: pick(news, INPUT_KEYS) };
+    },
+};

@@ -1,0 +1,151 @@
+/**
+ * Drives the real Pulumi engine (the CLI built by scripts/install-toolchain.sh) against the
+ * plugins in providers/bin, with the official SDK classes, through the Automation API's
+ * inline-program mode (no language host binary needed). The SSH "VM" is an in-process server.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
+import { remote } from "@pulumi/command";
+import * as random from "@pulumi/random";
+import * as tls from "@pulumi/tls";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { startSshServer, TestSshServer } from "./sshServer";
+
+const REPO = path.resolve(__dirname, "../..");
+const PLUGINS = path.join(REPO, "providers/bin");
+const SDK_VERSION: string = require("@pulumi/pulumi/package.json").version;
+const CLI_ROOT = path.join(process.env.ONEVM_CACHE ?? path.join(os.homedir(), ".cache/onevm"), `pulumi-v${SDK_VERSION}`);
+
+jest.setTimeout(300_000);
+
+let server: TestSshServer;
+let tmp: string;
+let stack: Stack;
+/** What the program's trigger is set to on the next run. */
+let trigger = "one";
+
+function program(vm: string, bundle: string) {
+    return async () => {
+        const password = new random.RandomPassword("db-password", { length: 24, special: false });
+        const key = new tls.PrivateKey("deploy-key", { algorithm: "ED25519" });
+        const connection = {
+            host: "127.0.0.1",
+            port: server.port,
+            user: "deploy",
+            privateKey: key.privateKeyOpenssh,
+            hostKey: server.hostKey,
+        };
+        const copy = new remote.CopyToRemote("bundle", {
+            connection,
+            source: new pulumi.asset.FileArchive(bundle),
+            remotePath: path.join(vm, "releases"),
+        });
+        const cmd = new remote.Command(
+            "install",
+            {
+                connection,
+                create: 'printf %s "$PASSWORD" > "$VM/installed-$RUN"; echo "installed $RUN"',
+                delete: 'echo "removed after: $PULUMI_COMMAND_STDOUT" >> "$VM/removed"',
+                environment: { PASSWORD: password.result, VM: vm, RUN: trigger },
+                triggers: [trigger],
+            },
+            { dependsOn: copy },
+        );
+        return { stdout: cmd.stdout, publicKey: key.publicKeyOpenssh, password: password.result };
+    };
+}
+
+beforeAll(async () => {
+    if (!fs.existsSync(path.join(CLI_ROOT, "bin/pulumi"))) {
+        throw new Error(`no Pulumi CLI at ${CLI_ROOT}: run scripts/install-toolchain.sh`);
+    }
+    server = await startSshServer({ user: "deploy" });
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "onevm-engine-"));
+    const [work, vm, bundle] = ["work", "vm", "bundle"].map((d) => path.join(tmp, d));
+    for (const d of [work, vm, bundle, path.join(tmp, "state"), path.join(tmp, "home")]) fs.mkdirSync(d);
+    fs.writeFileSync(path.join(bundle, "compose.yaml"), "name: bot\n");
+    // What the project's Pulumi.yaml declares, so the engine uses these plugins and downloads nothing.
+    fs.writeFileSync(
+        path.join(work, "Pulumi.yaml"),
+        [
+            "name: onevm-engine-test",
+            "runtime: nodejs",
+            "plugins:",
+            "  providers:",
+            ...["command", "random", "tls"].flatMap((name) => [`    - name: ${name}`, `      path: ${PLUGINS}`]),
+            "",
+        ].join("\n"),
+    );
+    stack = await LocalWorkspace.createOrSelectStack(
+        { stackName: "dev", projectName: "onevm-engine-test", program: program(vm, bundle) },
+        {
+            workDir: work,
+            pulumiHome: path.join(tmp, "home"),
+            pulumiCommand: await PulumiCommand.get({ root: CLI_ROOT }),
+            envVars: {
+                PULUMI_BACKEND_URL: `file://${path.join(tmp, "state")}`,
+                PULUMI_CONFIG_PASSPHRASE: "test",
+                PULUMI_SKIP_UPDATE_CHECK: "true",
+                PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+                PATH: [path.dirname(process.execPath), path.join(CLI_ROOT, "bin"), process.env.PATH].join(":"),
+            },
+        },
+    );
+});
+
+afterAll(async () => {
+    await server?.close();
+});
+
+const vmFile = (name: string) => path.join(tmp, "vm", name);
+
+describe("the real engine with onevm's plugins", () => {
+    test("preview runs nothing on the host", async () => {
+        const preview = await stack.preview();
+        expect(preview.changeSummary).toEqual({ create: 5 });
+        expect(server.connections).toBe(0);
+    });
+
+    test("up creates everything; the command gets the secret through its environment", async () => {
+        let cli = "";
+        const up = await stack.up({ onOutput: (out) => (cli += out) });
+        expect(up.summary.result).toBe("succeeded");
+        // Secret because the command was given a secret it could have printed.
+        expect(up.outputs.stdout).toEqual({ value: "installed one", secret: true });
+        expect(up.outputs.password.secret).toBe(true);
+        expect(fs.readFileSync(vmFile("installed-one"), "utf8")).toBe(up.outputs.password.value);
+        expect(fs.readFileSync(vmFile("releases/bundle/compose.yaml"), "utf8")).toBe("name: bot\n");
+        // tls.PrivateKey's OpenSSH key is what authenticated.
+        expect(server.authenticatedKeys).toContain(up.outputs.publicKey.value.split(" ")[1].trim());
+        expect(server.execs.join()).not.toContain(up.outputs.password.value);
+        // The command's output reached the CLI through the engine's log; the secret did not.
+        expect(cli).toContain("installed one");
+        expect(cli).not.toContain(up.outputs.password.value);
+    });
+
+    test("a second up without changes changes nothing and opens no SSH connection", async () => {
+        const before = server.connections;
+        const up = await stack.up();
+        expect(up.summary.result).toBe("succeeded");
+        expect(up.summary.resourceChanges).toEqual({ same: 5 });
+        expect(server.connections).toBe(before);
+    });
+
+    test("changed bundle content re-uploads it; a changed trigger replaces the command (create new, then delete old)", async () => {
+        fs.writeFileSync(path.join(tmp, "bundle/compose.yaml"), "name: bot2\n");
+        trigger = "two";
+        const up = await stack.up();
+        expect(up.summary.resourceChanges).toEqual({ same: 3, update: 1, replace: 1 });
+        expect(fs.readFileSync(vmFile("releases/bundle/compose.yaml"), "utf8")).toBe("name: bot2\n");
+        expect(fs.existsSync(vmFile("installed-two"))).toBe(true);
+        expect(fs.readFileSync(vmFile("removed"), "utf8")).toBe("removed after: installed one\n");
+    });
+
+    test("destroy runs the delete command", async () => {
+        const destroy = await stack.destroy();
+        expect(destroy.summary.resourceChanges).toEqual({ delete: 5 });
+        expect(fs.readFileSync(vmFile("removed"), "utf8")).toBe("removed after: installed one\nremoved after: installed two\n");
+    });
+});
