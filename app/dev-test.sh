@@ -147,6 +147,9 @@ done
 curl -fsS -X POST -H 'Content-Type: application/json' \
   -d '{"client_id":"keeper","slot":"2030-01-01T10:00:00Z"}' "$base/bookings" >/dev/null \
   && pass "kept booking created under v1" || fail "could not create the kept booking"
+rc=0; docker run --rm --network "${project}_default" -e MIGRATE_WAIT_SECONDS=30 \
+  -e DATABASE_URL=postgresql://bot:wrong@postgres:5432/bot onevm/migrate:v1 >/dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] && pass "migrate exits 2 at once on a wrong password" || fail "migrate with a wrong password: exit $rc"
 [ "$(psql_c 'SELECT version_num FROM alembic_version')" = 0001_bookings ] \
   && pass "schema at 0001_bookings" || fail "schema not at 0001"
 t=$SECONDS; dc stop postgres >/dev/null 2>&1; dc start postgres >/dev/null 2>&1

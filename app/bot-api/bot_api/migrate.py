@@ -7,7 +7,8 @@ migrations here are additive (expand-only), so an older release runs on a newer 
 Set MIGRATE_STRICT=1 to make that case an error instead.
 
 Exit codes: 0 schema at head (or ahead, see above); 1 a migration failed (its
-transaction is rolled back); 2 configuration error (DATABASE_URL missing/invalid);
+transaction is rolled back); 2 configuration error (DATABASE_URL missing/invalid, or
+the server refuses the credentials or database);
 3 the database did not answer within MIGRATE_WAIT_SECONDS.
 """
 from __future__ import annotations
@@ -27,6 +28,15 @@ from .config import MIGRATIONS_DIR, ConfigError, describe_url, load_profile, sql
 from .logs import log_event
 
 SERVICE = "migrate"
+FATAL_CONNECT_ERRORS = ("password authentication failed", "does not exist",
+                        "no pg_hba.conf entry")
+
+
+def first_line(exc: Exception) -> str:
+    """The driver's message (host, user, reason; never the password), one line."""
+    orig = getattr(exc, "orig", None) or exc
+    text_ = " ".join(str(orig).split())
+    return f"{type(orig).__name__}: {text_}"[:400]
 
 
 def alembic_config() -> Config:
@@ -61,9 +71,15 @@ def main() -> int:
                 conn.execute(text("SELECT 1"))
             break
         except Exception as exc:
+            detail = first_line(exc)
+            # The server answered but refused us: waiting will not help. (The image's
+            # first-start bootstrap server listens on no TCP port, so this is final.)
+            if any(s in detail for s in FATAL_CONNECT_ERRORS):
+                log_event("migrate_failed", level="ERROR", service=SERVICE, error=detail)
+                return 2
             if time.monotonic() >= deadline:
                 log_event("migrate_failed", level="ERROR", service=SERVICE,
-                          error=f"database not reachable within {wait}s ({type(exc).__name__})")
+                          error=f"database not reachable within {wait}s: {detail}")
                 return 3
             time.sleep(1)
 
@@ -91,7 +107,7 @@ def main() -> int:
         command.upgrade(cfg, "head")
     except Exception as exc:
         log_event("migrate_failed", level="ERROR", service=SERVICE, release=profile.release,
-                  error=f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
+                  error=first_line(exc))
         return 1
     with engine.connect() as conn:
         after = list(MigrationContext.configure(conn).get_current_heads())
