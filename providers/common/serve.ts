@@ -12,7 +12,7 @@ export interface OpContext {
 
 /** One resource type. Olds are always the previous *outputs*: that is what the Node provider server hands over. */
 export interface ResourceType {
-    check?(olds: WireMap, news: WireMap): Promise<provider.CheckResult>;
+    check(olds: WireMap, news: WireMap): Promise<provider.CheckResult>;
     diff(olds: WireMap, news: WireMap): Promise<provider.DiffResult>;
     create(ctx: OpContext, inputs: WireMap): Promise<provider.CreateResult>;
     update?(ctx: OpContext, id: string, olds: WireMap, news: WireMap): Promise<provider.UpdateResult>;
@@ -47,10 +47,7 @@ export function dispatch(version: string, types: Record<string, ResourceType>): 
     };
     return {
         version,
-        check: async (urn, olds, news) => {
-            const t = typeFor(urn);
-            return t.check ? t.check(olds, news) : { inputs: news };
-        },
+        check: async (urn, olds, news) => typeFor(urn).check(olds, news),
         diff: async (_id, urn, olds, news) => typeFor(urn).diff(olds, news),
         create: async (urn, inputs) => logged(urn, (ctx) => typeFor(urn).create(ctx, inputs)),
         update: async (id, urn, olds, news) => {

@@ -5,7 +5,7 @@ import { generate, randomPassword } from "./password";
 const TYPE = "random:index/randomPassword:RandomPassword";
 
 async function checked(news: WireMap) {
-    return randomPassword.check!({}, news);
+    return randomPassword.check({}, news);
 }
 
 describe("random:index/randomPassword:RandomPassword", () => {

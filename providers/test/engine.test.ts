@@ -5,7 +5,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
-import { remote } from "@pulumi/command";
+import { local, remote } from "@pulumi/command";
 import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
 import * as fs from "fs";
@@ -57,29 +57,21 @@ function program(vm: string, bundle: string) {
     };
 }
 
-beforeAll(async () => {
-    if (!fs.existsSync(path.join(CLI_ROOT, "bin/pulumi"))) {
-        throw new Error(`no Pulumi CLI at ${CLI_ROOT}: run scripts/install-toolchain.sh`);
-    }
-    server = await startSshServer({ user: "deploy" });
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "onevm-engine-"));
-    const [work, vm, bundle] = ["work", "vm", "bundle"].map((d) => path.join(tmp, d));
-    for (const d of [work, vm, bundle, path.join(tmp, "state"), path.join(tmp, "home")]) fs.mkdirSync(d);
-    fs.writeFileSync(path.join(bundle, "compose.yaml"), "name: bot\n");
-    // What the project's Pulumi.yaml declares, so the engine uses these plugins and downloads nothing.
-    fs.writeFileSync(
-        path.join(work, "Pulumi.yaml"),
-        [
-            "name: onevm-engine-test",
-            "runtime: nodejs",
-            "plugins:",
-            "  providers:",
-            ...["command", "random", "tls"].flatMap((name) => [`    - name: ${name}`, `      path: ${PLUGINS}`]),
-            "",
-        ].join("\n"),
-    );
-    stack = await LocalWorkspace.createOrSelectStack(
-        { stackName: "dev", projectName: "onevm-engine-test", program: program(vm, bundle) },
+interface StackSpec {
+    name: string;
+    program: () => Promise<Record<string, unknown>>;
+    /** Extra Pulumi.yaml lines. */
+    yaml?: string[];
+    /** Extra PATH entries for the CLI. */
+    path?: string[];
+}
+
+async function newStack(spec: StackSpec): Promise<Stack> {
+    const work = path.join(tmp, spec.name);
+    fs.mkdirSync(work);
+    fs.writeFileSync(path.join(work, "Pulumi.yaml"), [`name: ${spec.name}`, "runtime: nodejs", ...(spec.yaml ?? []), ""].join("\n"));
+    return LocalWorkspace.createOrSelectStack(
+        { stackName: "dev", projectName: spec.name, program: spec.program },
         {
             workDir: work,
             pulumiHome: path.join(tmp, "home"),
@@ -89,10 +81,27 @@ beforeAll(async () => {
                 PULUMI_CONFIG_PASSPHRASE: "test",
                 PULUMI_SKIP_UPDATE_CHECK: "true",
                 PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
-                PATH: [path.dirname(process.execPath), path.join(CLI_ROOT, "bin"), process.env.PATH].join(":"),
+                PATH: [...(spec.path ?? []), path.dirname(process.execPath), path.join(CLI_ROOT, "bin"), process.env.PATH].join(":"),
             },
         },
     );
+}
+
+beforeAll(async () => {
+    if (!fs.existsSync(path.join(CLI_ROOT, "bin/pulumi"))) {
+        throw new Error(`no Pulumi CLI at ${CLI_ROOT}: run scripts/install-toolchain.sh`);
+    }
+    server = await startSshServer({ user: "deploy" });
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "onevm-engine-"));
+    const [vm, bundle] = ["vm", "bundle"].map((d) => path.join(tmp, d));
+    for (const d of [vm, bundle, path.join(tmp, "state"), path.join(tmp, "home")]) fs.mkdirSync(d);
+    fs.writeFileSync(path.join(bundle, "compose.yaml"), "name: bot\n");
+    stack = await newStack({
+        name: "onevm-engine-test",
+        program: program(vm, bundle),
+        // What the project's Pulumi.yaml declares, so the engine uses these plugins and downloads nothing.
+        yaml: ["plugins:", "  providers:", ...["command", "random", "tls"].flatMap((n) => [`    - name: ${n}`, `      path: ${PLUGINS}`])],
+    });
 });
 
 afterAll(async () => {
@@ -136,6 +145,9 @@ describe("the real engine with onevm's plugins", () => {
     test("changed bundle content re-uploads it; a changed trigger replaces the command (create new, then delete old)", async () => {
         fs.writeFileSync(path.join(tmp, "bundle/compose.yaml"), "name: bot2\n");
         trigger = "two";
+        const before = server.connections;
+        expect((await stack.preview()).changeSummary).toEqual({ same: 3, update: 1, replace: 1 });
+        expect(server.connections).toBe(before);
         const up = await stack.up();
         expect(up.summary.resourceChanges).toEqual({ same: 3, update: 1, replace: 1 });
         expect(fs.readFileSync(vmFile("releases/bundle/compose.yaml"), "utf8")).toBe("name: bot2\n");
@@ -147,5 +159,24 @@ describe("the real engine with onevm's plugins", () => {
         const destroy = await stack.destroy();
         expect(destroy.summary.resourceChanges).toEqual({ delete: 5 });
         expect(fs.readFileSync(vmFile("removed"), "utf8")).toBe("removed after: installed one\nremoved after: installed two\n");
+    });
+});
+
+describe("plugins found on PATH instead of through Pulumi.yaml", () => {
+    test("up and destroy work with the ambient plugins", async () => {
+        const ambient = await newStack({
+            name: "onevm-ambient-test",
+            path: [PLUGINS],
+            program: async () => {
+                const pw = new random.RandomPassword("pw", { length: 8 });
+                const key = new tls.PrivateKey("key", { algorithm: "ED25519" });
+                const echo = new local.Command("echo", { create: "echo local", environment: { PW: pw.result } });
+                return { out: echo.stdout, pub: key.publicKeyOpenssh };
+            },
+        });
+        const up = await ambient.up();
+        expect(up.outputs.out).toEqual({ value: "local", secret: true });
+        expect(up.outputs.pub.value).toMatch(/^ssh-ed25519 /);
+        expect((await ambient.destroy()).summary.resourceChanges).toEqual({ delete: 4 });
     });
 });

@@ -9,7 +9,7 @@ export interface CapturingLogger extends Logger {
 
 export function capturingLogger(): CapturingLogger {
     const lines: string[] = [];
-    return { lines, info: (m) => lines.push(m), warn: (m) => lines.push(`warning: ${m}`), flush: async () => undefined };
+    return { lines, info: (m) => lines.push(m), flush: async () => undefined };
 }
 
 export function opContext(type: string, name = "test"): OpContext & { log: CapturingLogger } {

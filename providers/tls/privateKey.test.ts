@@ -44,17 +44,17 @@ describe("tls:index/privateKey:PrivateKey", () => {
     });
 
     test("check applies defaults and rejects unknown algorithms", async () => {
-        expect(await privateKey.check!({}, { algorithm: "ED25519" })).toEqual({
+        expect(await privateKey.check({}, { algorithm: "ED25519" })).toEqual({
             inputs: { algorithm: "ED25519", rsaBits: 2048, ecdsaCurve: "P224" },
             failures: [],
         });
-        expect((await privateKey.check!({}, { algorithm: "DSA" })).failures).toEqual([
+        expect((await privateKey.check({}, { algorithm: "DSA" })).failures).toEqual([
             { property: "algorithm", reason: "must be one of RSA, ECDSA, ED25519" },
         ]);
     });
 
     test("create marks private material secret; any input change replaces", async () => {
-        const inputs = (await privateKey.check!({}, { algorithm: "ED25519" })).inputs;
+        const inputs = (await privateKey.check({}, { algorithm: "ED25519" })).inputs;
         const { id, outs } = await privateKey.create(opContext(TYPE), inputs);
         expect(id).toMatch(/^[0-9a-f]{40}$/);
         for (const k of ["privateKeyPem", "privateKeyPemPkcs8", "privateKeyOpenssh"]) expect(isSecret(outs[k])).toBe(true);

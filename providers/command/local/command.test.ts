@@ -9,7 +9,7 @@ const TYPE = "command:local:Command";
 const VALUES = [`it's "q" $HOME \`x\` # c`, "a\nb\n", "back\\slash", "héllo ✓", ""];
 
 async function run(inputs: WireMap) {
-    expect((await localCommand.check!({}, inputs)).failures).toEqual([]);
+    expect((await localCommand.check({}, inputs)).failures).toEqual([]);
     return localCommand.create(opContext(TYPE), inputs);
 }
 
@@ -41,8 +41,21 @@ describe("command:local:Command", () => {
         expect(reveal(outs.stdout)).toBe("value");
     });
 
+    test("a previous output too long for the environment is left out rather than breaking every exec", async () => {
+        const inputs: WireMap = { create: "head -c 200000 /dev/zero | tr '\\0' x", update: "/bin/echo ok" };
+        const created = await run(inputs);
+        const ctx = opContext(TYPE);
+        const { outs } = await localCommand.update!(ctx, created.id, created.outs, { ...inputs, triggers: [1] });
+        expect(outs.stdout).toBe("ok");
+        expect(ctx.log.lines[0]).toMatch(/^PULUMI_COMMAND_STDOUT is not set: the previous output \(200000 characters\) is too long/);
+        const huge = { create: "true", environment: { BIG: "x".repeat(140_000) } };
+        expect((await localCommand.check({}, huge)).failures).toEqual([
+            { property: "environment.BIG", reason: "is longer than Linux allows (128 KiB)" },
+        ]);
+    });
+
     test("SDK inputs this implementation lacks fail the check instead of being ignored", async () => {
-        const { failures } = await localCommand.check!({}, { create: "true", archivePaths: ["*.txt"] });
+        const { failures } = await localCommand.check({}, { create: "true", archivePaths: ["*.txt"] });
         expect(failures).toEqual([{ property: "archivePaths", reason: "is not supported by onevm's command provider" }]);
     });
 

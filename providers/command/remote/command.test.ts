@@ -46,7 +46,7 @@ function connection(extra: Record<string, unknown> = {}): WireMap["connection"] 
 
 async function create(inputs: WireMap) {
     const ctx = opContext(TYPE);
-    const { failures } = await remoteCommand.check!({}, inputs);
+    const { failures } = await remoteCommand.check({}, inputs);
     expect(failures).toEqual([]);
     const result = await remoteCommand.create(ctx, inputs);
     return { ...result, log: ctx.log.lines };
@@ -151,7 +151,7 @@ describe("command:remote:Command", () => {
     test("an unknown host key is refused before anything runs", async () => {
         const before = { connections: server.connections, execs: server.execs.length };
         const inputs: WireMap = { connection: connection({ hostKey: undefined }), create: "echo hi" };
-        const { failures } = await remoteCommand.check!({}, inputs);
+        const { failures } = await remoteCommand.check({}, inputs);
         expect(failures).toEqual([expect.objectContaining({ property: "connection.hostKey", reason: expect.stringMatching(/is required/) })]);
         await expect(remoteCommand.create(opContext(TYPE), inputs)).rejects.toThrow(/hostKey is required/);
         expect(server.connections).toBe(before.connections);

@@ -6,7 +6,7 @@ import { dial } from "./dial";
 import { execute } from "./exec";
 import { isValidEnvName } from "./script";
 
-export const INPUT_KEYS = [
+const INPUT_KEYS = [
     "addPreviousOutputInEnv",
     "connection",
     "create",
@@ -32,7 +32,7 @@ export function hostChanged(olds: WireMap, news: WireMap): boolean {
     return hasUnknown(after) || before !== after;
 }
 
-export function connectionSecrets(props: WireMap): string[] {
+function connectionSecrets(props: WireMap): string[] {
     const secrets: string[] = [];
     const conn = reveal(props.connection) as Record<string, Wire> | undefined;
     for (const c of [conn, conn?.proxy as Record<string, Wire> | undefined]) {

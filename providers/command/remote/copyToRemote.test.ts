@@ -41,7 +41,7 @@ function inputs(source: Wire, remotePath: string): WireMap {
 }
 
 async function copy(props: WireMap) {
-    expect((await copyToRemote.check!({}, props)).failures).toEqual([]);
+    expect((await copyToRemote.check({}, props)).failures).toEqual([]);
     return copyToRemote.create(opContext(TYPE), props);
 }
 
@@ -77,7 +77,7 @@ describe("command:remote:CopyToRemote", () => {
 
     test("unsupported sources fail the check", async () => {
         const remoteArchive = { [specialSigKey]: specialArchiveSig, uri: "https://example.com/x.tgz", hash: "x" };
-        const { failures } = await copyToRemote.check!({}, inputs(remoteArchive, remote));
+        const { failures } = await copyToRemote.check({}, inputs(remoteArchive, remote));
         expect(failures).toEqual([{ property: "source", reason: "must be a FileAsset, StringAsset or FileArchive" }]);
     });
 

@@ -14,7 +14,7 @@ export interface DialOptions {
 
 const defaultDelay = (failures: number) => Math.min(1000 * 2 ** (failures - 1), 10_000);
 
-export function describe(ep: Endpoint): string {
+function describe(ep: Endpoint): string {
     return `${ep.user}@${ep.host}:${ep.port}`;
 }
 
@@ -26,7 +26,7 @@ function authConfig(ep: Endpoint): Partial<ConnectConfig> {
     if (ep.privateKey !== undefined) {
         const parsed = utils.parseKey(ep.privateKey, ep.privateKeyPassword);
         if (parsed instanceof Error) {
-            throw new FatalDialError(`${describe(ep)}: connection.privateKey is unusable: ${parsed.message}`);
+            throw new FatalDialError(`the privateKey for ${describe(ep)} is unusable: ${parsed.message}`);
         }
     }
     const agent = ep.agentSocketPath ?? process.env.SSH_AUTH_SOCK;

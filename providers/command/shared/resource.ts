@@ -31,6 +31,13 @@ export interface CommandKind {
 /** Inputs whose text a command may print back, so outputs computed from them must stay secret. */
 const ECHOABLE = ["create", "update", "delete", "stdin", "environment"];
 
+/** Linux will not exec a process whose environment holds a "NAME=value" longer than this (MAX_ARG_STRLEN). */
+const MAX_ENV_ENTRY = 128 * 1024;
+
+function fitsEnvironment(name: string, value: string): boolean {
+    return Buffer.byteLength(`${name}=${value}`) < MAX_ENV_ENTRY;
+}
+
 function commonChecks(news: WireMap): CheckFailure[] {
     const failures: CheckFailure[] = [];
     const known = (k: string) => news[k] !== undefined && news[k] !== null && !hasUnknown(news[k]);
@@ -49,7 +56,9 @@ function commonChecks(news: WireMap): CheckFailure[] {
             failures.push({ property: "environment", reason: "must be a map of strings" });
         } else {
             for (const [k, v] of Object.entries(env)) {
-                if (!hasUnknown(v) && typeof v !== "string") failures.push({ property: `environment.${k}`, reason: "must be a string" });
+                if (hasUnknown(v)) continue;
+                if (typeof v !== "string") failures.push({ property: `environment.${k}`, reason: "must be a string" });
+                else if (!fitsEnvironment(k, v)) failures.push({ property: `environment.${k}`, reason: "is longer than Linux allows (128 KiB)" });
             }
         }
     }
@@ -68,9 +77,13 @@ async function runCommand(kind: CommandKind, ctx: OpContext, props: WireMap, com
     secrets.push(...kind.secrets(props));
     const withPrevious = previous !== undefined && reveal(props.addPreviousOutputInEnv) !== false;
     if (withPrevious) {
-        const [out, err] = [reveal(previous.stdout), reveal(previous.stderr)];
-        if (typeof out === "string" && out !== "") env.PULUMI_COMMAND_STDOUT = out;
-        if (typeof err === "string" && err !== "") env.PULUMI_COMMAND_STDERR = err;
+        for (const [name, value] of [["PULUMI_COMMAND_STDOUT", previous.stdout], ["PULUMI_COMMAND_STDERR", previous.stderr]] as const) {
+            const text = reveal(value);
+            if (typeof text !== "string" || text === "") continue;
+            // Setting it anyway would make every program the command starts fail with E2BIG.
+            if (fitsEnvironment(name, text)) env[name] = text;
+            else ctx.log.info(`${name} is not set: the previous output (${text.length} characters) is too long for an environment variable`);
+        }
     }
     const redact = redactor(secrets);
     const logging = (reveal(props.logging) ?? "stdoutAndStderr") as Logging;
