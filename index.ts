@@ -146,7 +146,8 @@ new BackupCron(
 );
 
 export const releaseId = cfg.releaseId;
-export const previousReleaseId = decision.previousReleaseId;
+// "" until a second release has been deployed (an undefined output would be dropped with a warning).
+export const previousReleaseId = decision.apply((d) => d.previousReleaseId ?? "");
 export const releases = decision.releases;
 export const releaseContentHash = bundle.hash;
 export const images = cfg.images;

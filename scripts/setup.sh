@@ -27,7 +27,7 @@ lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ "$(cat node_modules/.onevm-lock-hash 2>/dev/null)" != "$lock_hash" ]; then
   log INFO "installing npm packages (npm ci)"
   # Install scripts stay off: @pulumi/command's would try to download a plugin.
-  npm ci --ignore-scripts --no-audit --no-fund >/dev/null
+  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
   echo "$lock_hash" > node_modules/.onevm-lock-hash
 fi
 
