@@ -9,6 +9,7 @@ import { archiveName, imageArchivePaths, releaseBundle, toolsArchive } from "./l
 import { sha256 } from "./lib/bundle";
 import { NAMESPACE, parseConfig } from "./lib/config";
 import { decideRelease, ReleaseIdReusedError } from "./lib/releaseGuard";
+import { alterRolePasswordSql, scramSha256Verifier } from "./lib/scram";
 import { cronName, renderBackupCron } from "./lib/render/cron";
 import { databaseUrl, renderEnv } from "./lib/render/env";
 import { unitName, renderUnit } from "./lib/render/unit";
@@ -99,7 +100,18 @@ const setup = new HostSetup("host", {
     cronName: cron,
 });
 
-const secrets = new SecretsFile("secrets", { connection: vm.connection, app: cfg.app, envText }, { dependsOn: [setup.ready] });
+const secrets = new SecretsFile(
+    "secrets",
+    {
+        connection: vm.connection,
+        app: cfg.app,
+        envText,
+        dbPasswordSql: pulumi.secret(
+            dbPassword.result.apply((pw) => alterRolePasswordSql(cfg.postgresUser, scramSha256Verifier(pw, cfg.app))),
+        ),
+    },
+    { dependsOn: [setup.ready] },
+);
 
 const release = new Release(
     "release",

@@ -47,6 +47,11 @@ export function writeEnvCommand(app: string): string {
     return script(app, "write-env.sh", ["--app-dir", vmPaths(app).root]);
 }
 
+/** Sets the database role's password from an ALTER ROLE statement (SCRAM verifier) on stdin. */
+export function setDbPasswordCommand(app: string): string {
+    return script(app, "set-db-password.sh", ["--app-dir", vmPaths(app).root]);
+}
+
 export function installReleaseCommand(app: string, releaseId: string, hash: string): string {
     return script(app, "install-release.sh", ["--app-dir", vmPaths(app).root, "--id", releaseId, "--hash", hash]);
 }

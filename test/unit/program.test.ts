@@ -115,6 +115,7 @@ test("one component per concern, children parented to them", () => {
         "host-tools",
         "release-activate",
         "release-bundle",
+        "secrets-db-password",
         "secrets-env",
         "unit-unit",
     ]);
@@ -147,6 +148,11 @@ test("canaries: secret values appear only inside secret-wrapped inputs", () => {
     expect(reveal(env.stdin)).toContain(`EXTRA_SECRET='${CANARY_APPENV}'`);
     expect(reveal(env.stdin)).toContain("POSTGRES_PASSWORD='generated-db-pw'");
     expect(env.create).toBe("/opt/bot/bin/write-env.sh --app-dir /opt/bot");
+    // The role's new password goes in first, as a SCRAM verifier: no plaintext on the VM's SQL.
+    const rotate = byName("secrets-db-password").object;
+    expect(isSecret(rotate.stdin)).toBe(true);
+    expect(reveal(rotate.stdin)).toMatch(/^ALTER ROLE "bot" PASSWORD 'SCRAM-SHA-256\$4096:/);
+    expect(byName("secrets-env").dependencies).toContain(urnOf("secrets-db-password"));
 });
 
 test("the database password is generated, rotatable through its keeper", () => {
