@@ -12,7 +12,9 @@ Usage: activate.sh --release ID [--health-retries N] [--health-interval S]
 Makes installed release ID (APP_DIR/releases/ID with COMPLETE) the running one:
   1. takes state/deploy.lock (flock), waiting at most --lock-wait seconds and naming the
      holder; resolves a state/activation-in-progress marker left by a killed run
-  2. no-op when current already points to ID and one health check passes
+  2. no-op when current already points to ID, neither shared/.env nor its compose.yaml
+     changed since it was started (state/applied), every service runs the image the
+     release names and one health check passes (never right after an interrupted run)
   3. pre-deploy backup (backup.sh --type pre_deployment) when APP has a postgres container
   4. images from release.json / the compose file: `docker load` of releases/ID/images/*.tar
      and APP_DIR/images/*.tar holding missing ones, else `docker pull`
@@ -60,7 +62,7 @@ USAGE
 
 # --- common: keep this block identical in every scripts/remote/*.sh (test/remote/lint.sh checks) ---
 SCRIPT_NAME="$(basename -- "${BASH_SOURCE[0]}" .sh)"
-SCRIPT_DIR="$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
+SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 LOG_FILE=""
 EX_USAGE=64
 
@@ -99,17 +101,26 @@ need_value() {
   [[ $# -ge 2 && -n "$2" ]] || usage_error "option $1 needs a value"
 }
 
-# Default --app-dir: /opt/APP/bin/x.sh -> /opt/APP; /opt/APP/releases/ID/bin/x.sh -> /opt/APP.
+# Default --app-dir: /opt/APP/bin/x.sh -> /opt/APP (also when bin -> tools/<hash>);
+# /opt/APP/releases/ID/bin/x.sh -> /opt/APP; /opt/APP/tools/<hash>/x.sh -> /opt/APP.
 # shellcheck disable=SC2317  # not every script uses every common helper
 default_app_dir() {
-  local parent
-  [[ "$(basename -- "$SCRIPT_DIR")" == "bin" ]] || return 1
-  parent="$(dirname -- "$SCRIPT_DIR")"
-  if [[ "$(basename -- "$(dirname -- "$parent")")" == "releases" ]]; then
-    dirname -- "$(dirname -- "$parent")"
-  else
-    printf '%s\n' "$parent"
+  local parent phys
+  if [[ "$(basename -- "$SCRIPT_DIR")" == "bin" ]]; then
+    parent="$(dirname -- "$SCRIPT_DIR")"
+    if [[ "$(basename -- "$(dirname -- "$parent")")" == "releases" ]]; then
+      dirname -- "$(dirname -- "$parent")"
+    else
+      printf '%s\n' "$parent"
+    fi
+    return 0
   fi
+  phys="$(cd -P -- "$SCRIPT_DIR" && pwd)"
+  if [[ "$(basename -- "$(dirname -- "$phys")")" == "tools" ]]; then
+    dirname -- "$(dirname -- "$phys")"
+    return 0
+  fi
+  return 1
 }
 
 # resolve_app_dir VALUE: prints the absolute app dir (VALUE, else derived from the script's place).
@@ -207,6 +218,7 @@ BACKUP_MIN_FREE=2048 TIMEOUT=600
 APP="" ENV_FILE="" STATE="" MARKER="" HISTORY=""
 STARTED_AT="" START_S=0 PHASE="start" FINISHED=false SIGNAL=""
 CURRENT="" PREVIOUS="" PREV_PREVIOUS="" SWITCHING=false BACKUP_PATH="" INCIDENT="" RECOVERED=""
+HOLD_PID=""
 STALE_RELEASE="" STALE_PREVIOUS="" STALE_PREV_PREVIOUS="" STALE_SWITCH=false
 
 # run_logged CMD...: run, copying its output to stderr and the log file; returns its status.
@@ -270,7 +282,10 @@ set_phase() {
   write_marker
   if [[ -n "${ONEVM_TEST_HOLD_PHASE:-}" && "$ONEVM_TEST_HOLD_PHASE" == "$PHASE" ]]; then
     log WARN "test hold: pausing ${ONEVM_TEST_HOLD_SECONDS:-60}s in phase $PHASE"
-    sleep "${ONEVM_TEST_HOLD_SECONDS:-60}"
+    sleep "${ONEVM_TEST_HOLD_SECONDS:-60}" &
+    HOLD_PID="$!"
+    wait "$HOLD_PID"
+    HOLD_PID=""
   fi
 }
 
@@ -312,6 +327,7 @@ finish() {
 on_signal() {
   SIGNAL="$1"
   log WARN "received SIG$1 in phase $PHASE"
+  if [[ -n "$HOLD_PID" ]]; then kill "$HOLD_PID" 2>/dev/null || true; fi
   case "$1" in INT) exit 130 ;; HUP) exit 129 ;; *) exit 143 ;; esac
 }
 
@@ -336,6 +352,7 @@ resolve_stale_marker() {
   if ! jq -e 'type == "object"' >/dev/null 2>&1 <<<"$m"; then
     log WARN "unreadable $MARKER from an interrupted activation: removing it"
     rm -f -- "$MARKER"
+    RECOVERED="unknown"
     return 0
   fi
   STALE_RELEASE="$(jq -r '.release // ""' <<<"$m")"
@@ -378,6 +395,44 @@ cleanup_leftovers() {
     # shellcheck disable=SC2086  # container ids
     docker rm -f $ids >/dev/null || true
   fi
+}
+
+# stack_matches_release DIR: every service's container runs the image DIR's compose file names.
+stack_matches_release() {
+  local dir="$1" svc img have id
+  local pairs=()
+  mapfile -t pairs < <(compose "$dir" config --format json 2>/dev/null |
+    jq -r '.services | to_entries[] | "\(.key) \(.value.image // "")"' 2>/dev/null)
+  [[ "${#pairs[@]}" -gt 0 ]] || return 1
+  for svc in "${pairs[@]}"; do
+    img="${svc#* }"
+    svc="${svc%% *}"
+    id="$(docker ps -a -q --filter "label=com.docker.compose.project=$APP" \
+      --filter "label=com.docker.compose.service=$svc" --filter "label=com.docker.compose.oneoff=False" | head -n 1)"
+    [[ -n "$id" ]] || return 1
+    have="$(docker inspect -f '{{.Config.Image}}' "$id" 2>/dev/null)" || return 1
+    if [[ "$have" != "$img" ]]; then
+      log INFO "service $svc runs $have, release $RELEASE wants $img"
+      return 1
+    fi
+  done
+  return 0
+}
+
+# fingerprint ID: what a stack of release ID started now would be made of (release,
+# sha256 of its compose.yaml and of shared/.env). Recorded in state/applied after a
+# successful start; a no-op needs it unchanged, so a rotated secret is applied.
+fingerprint() {
+  local id="$1" c e
+  c="$(sha256sum <"$(release_dir "$id")/compose.yaml" | cut -c1-64)"
+  e="$(sha256sum <"$ENV_FILE" | cut -c1-64)"
+  printf 'release=%s compose=%s env=%s\n' "$id" "$c" "$e"
+}
+record_applied() {
+  fingerprint "$1" | atomic_write "$STATE/applied" 644 || log WARN "cannot write $STATE/applied"
+}
+applied_matches() {
+  [[ -f "$STATE/applied" && "$(cat -- "$STATE/applied")" == "$(fingerprint "$1")" ]]
 }
 
 health() {
@@ -543,6 +598,7 @@ rollback() {
   fi
   write_incident "$trigger" "$rb_result" "$rb_detail" "$failed_at"
   if [[ "$rb_rc" -eq 0 ]]; then
+    record_applied "$PREVIOUS"
     finish rolled_back 5 "release $RELEASE failed ($trigger); rolled back to $PREVIOUS, which is healthy (incident: $INCIDENT)"
   fi
   finish failed 6 "release $RELEASE failed and the rollback to $PREVIOUS is NOT healthy: needs an operator (incident: $INCIDENT)"
@@ -616,16 +672,22 @@ main() {
   PREV_PREVIOUS="$(cat -- "$STATE/previous" 2>/dev/null || true)"
 
   if [[ "$CURRENT" == "$RELEASE" ]]; then
-    if [[ "$STALE_RELEASE" == "$RELEASE" && "$STALE_SWITCH" == true ]]; then
-      # A killed run already switched: finish its work, with its rollback target.
-      PREVIOUS="$STALE_PREVIOUS"
-      PREV_PREVIOUS="$STALE_PREV_PREVIOUS"
-      SWITCHING=true
-    fi
-    if health --retries 1 --interval 0 >/dev/null 2>&1; then
+    if [[ -n "$RECOVERED" ]]; then
+      # A killed run left work undone: no shortcut, run every step again (all idempotent).
+      if [[ "$STALE_RELEASE" == "$RELEASE" && "$STALE_SWITCH" == true ]]; then
+        # It had already switched: finish its work, with its rollback target.
+        PREVIOUS="$STALE_PREVIOUS"
+        PREV_PREVIOUS="$STALE_PREV_PREVIOUS"
+        SWITCHING=true
+      fi
+      log WARN "completing the interrupted activation: release $RELEASE is current${PREVIOUS:+ (rollback target $PREVIOUS)}"
+    elif ! applied_matches "$RELEASE"; then
+      log INFO "release $RELEASE is current but shared/.env or its compose file changed since it was started: re-applying it"
+    elif stack_matches_release "$rel_dir" && health --retries 1 --interval 0 >/dev/null 2>&1; then
       finish noop 0 "release $RELEASE is already current and healthy: nothing to do"
+    else
+      log WARN "release $RELEASE is current but its stack is not healthy or runs other images: re-applying it"
     fi
-    log WARN "release $RELEASE is current but not healthy: re-applying it${PREVIOUS:+ (rollback target $PREVIOUS)}"
   else
     PREVIOUS="$CURRENT"
     SWITCHING=true
@@ -664,6 +726,7 @@ main() {
     trigger="health check failed (health-check.sh exit $hc_rc after $HEALTH_RETRIES x ${HEALTH_INTERVAL}s): $(jq -r '.summary // ""' <<<"$hc_json" 2>/dev/null || true)"
     rollback "$trigger"
   fi
+  record_applied "$RELEASE"
   finish success 0 "Deployment successful: $RELEASE (previous: ${PREVIOUS:-none})"
 }
 

@@ -37,7 +37,7 @@ USAGE
 
 # --- common: keep this block identical in every scripts/remote/*.sh (test/remote/lint.sh checks) ---
 SCRIPT_NAME="$(basename -- "${BASH_SOURCE[0]}" .sh)"
-SCRIPT_DIR="$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
+SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 LOG_FILE=""
 EX_USAGE=64
 
@@ -76,17 +76,26 @@ need_value() {
   [[ $# -ge 2 && -n "$2" ]] || usage_error "option $1 needs a value"
 }
 
-# Default --app-dir: /opt/APP/bin/x.sh -> /opt/APP; /opt/APP/releases/ID/bin/x.sh -> /opt/APP.
+# Default --app-dir: /opt/APP/bin/x.sh -> /opt/APP (also when bin -> tools/<hash>);
+# /opt/APP/releases/ID/bin/x.sh -> /opt/APP; /opt/APP/tools/<hash>/x.sh -> /opt/APP.
 # shellcheck disable=SC2317  # not every script uses every common helper
 default_app_dir() {
-  local parent
-  [[ "$(basename -- "$SCRIPT_DIR")" == "bin" ]] || return 1
-  parent="$(dirname -- "$SCRIPT_DIR")"
-  if [[ "$(basename -- "$(dirname -- "$parent")")" == "releases" ]]; then
-    dirname -- "$(dirname -- "$parent")"
-  else
-    printf '%s\n' "$parent"
+  local parent phys
+  if [[ "$(basename -- "$SCRIPT_DIR")" == "bin" ]]; then
+    parent="$(dirname -- "$SCRIPT_DIR")"
+    if [[ "$(basename -- "$(dirname -- "$parent")")" == "releases" ]]; then
+      dirname -- "$(dirname -- "$parent")"
+    else
+      printf '%s\n' "$parent"
+    fi
+    return 0
   fi
+  phys="$(cd -P -- "$SCRIPT_DIR" && pwd)"
+  if [[ "$(basename -- "$(dirname -- "$phys")")" == "tools" ]]; then
+    dirname -- "$(dirname -- "$phys")"
+    return 0
+  fi
+  return 1
 }
 
 # resolve_app_dir VALUE: prints the absolute app dir (VALUE, else derived from the script's place).
@@ -188,9 +197,11 @@ SERVICES_OK=false ANSWERED=false DEFINITIVE=false
 
 # check_http URL: sets HEALTH_*, METRICS_*, ANSWERED.
 check_http() {
-  local url="$1" out code body fam metrics
+  local url="$1" out code body fam metrics rc
   HEALTH_OK=false METRICS_OK=false ANSWERED=false MISSING_FAMILIES=()
-  if out="$(curl -sS --max-time 5 -w '\n%{http_code}' -- "$url/health" 2>&1)"; then
+  rc=0
+  out="$(curl -s --max-time 5 -w '\n%{http_code}' -- "$url/health" 2>/dev/null)" || rc=$?
+  if [[ "$rc" -eq 0 ]]; then
     ANSWERED=true
     code="${out##*$'\n'}"
     body="${out%$'\n'*}"
@@ -201,7 +212,13 @@ check_http() {
       HEALTH_DETAIL="HTTP $code $(head -c 200 <<<"$body" | tr -d '\n')"
     fi
   else
-    HEALTH_DETAIL="no answer: $(tail -n 1 <<<"$out" | head -c 200)"
+    case "$rc" in
+      7) HEALTH_DETAIL="no answer (connection refused)" ;;
+      28) HEALTH_DETAIL="no answer (timed out after 5s)" ;;
+      52) HEALTH_DETAIL="no answer (empty reply)" ;;
+      56) HEALTH_DETAIL="no answer (connection reset)" ;;
+      *) HEALTH_DETAIL="no answer (curl exit $rc)" ;;
+    esac
   fi
   if metrics="$(curl -fsS --max-time 5 -- "$url/metrics" 2>/dev/null)"; then
     for fam in "${FAMILIES[@]}"; do
@@ -258,8 +275,9 @@ summary() {
       | "\(.key)=\(.value.state // "?")\(if (.value.health // "") != "" then "/" + .value.health else "" end)\(if .value.exit_code != null and .value.state == "exited" then "(exit \(.value.exit_code))" else "" end)\(.value.detail // "")"]
       | "services: " + join(" ")' <<<"$SERVICES_JSON")")
   fi
-  local IFS=';'
-  printf '%s' "${parts[*]}"
+  local out="" p
+  for p in ${parts[@]+"${parts[@]}"}; do out="${out:+$out; }$p"; done
+  printf '%s' "$out"
 }
 
 result_json() {
@@ -305,7 +323,9 @@ main() {
 
   log INFO "checking $app health ($url, up to $retries x ${interval}s)"
   rc=2
-  for ((attempt = 1; attempt <= retries; attempt++)); do
+  attempt=0
+  while ((attempt < retries)); do
+    attempt=$((attempt + 1))
     check_http "$url"
     check_services "$app"
     if [[ "$HEALTH_OK" == true && "$METRICS_OK" == true && "$SERVICES_OK" == true ]]; then

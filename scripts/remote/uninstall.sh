@@ -10,7 +10,7 @@ Usage: sudo uninstall.sh --app APP [--unit NAME] [--cron NAME] [--app-dir /opt/A
 Removes:  the systemd unit NAME (disable --now, file, daemon-reload), /etc/cron.d/NAME,
           the compose project's containers and networks (`docker compose -p APP down
           --remove-orphans`, WITHOUT -v), APP_DIR/releases/, APP_DIR/current,
-          APP_DIR/bin/, APP_DIR/images/, APP_DIR/shared/.env (secrets do not outlive
+          APP_DIR/bin/ and APP_DIR/tools/ (the scripts), APP_DIR/images/, APP_DIR/shared/.env (secrets do not outlive
           the app) and lock/marker files in state/.
 Keeps:    APP_DIR/backups/ (database dumps), the compose volumes of APP (e.g.
           APP_pgdata, the live database), APP_DIR/state/history.jsonl and
@@ -37,7 +37,7 @@ USAGE
 
 # --- common: keep this block identical in every scripts/remote/*.sh (test/remote/lint.sh checks) ---
 SCRIPT_NAME="$(basename -- "${BASH_SOURCE[0]}" .sh)"
-SCRIPT_DIR="$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
+SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 LOG_FILE=""
 EX_USAGE=64
 
@@ -76,17 +76,26 @@ need_value() {
   [[ $# -ge 2 && -n "$2" ]] || usage_error "option $1 needs a value"
 }
 
-# Default --app-dir: /opt/APP/bin/x.sh -> /opt/APP; /opt/APP/releases/ID/bin/x.sh -> /opt/APP.
+# Default --app-dir: /opt/APP/bin/x.sh -> /opt/APP (also when bin -> tools/<hash>);
+# /opt/APP/releases/ID/bin/x.sh -> /opt/APP; /opt/APP/tools/<hash>/x.sh -> /opt/APP.
 # shellcheck disable=SC2317  # not every script uses every common helper
 default_app_dir() {
-  local parent
-  [[ "$(basename -- "$SCRIPT_DIR")" == "bin" ]] || return 1
-  parent="$(dirname -- "$SCRIPT_DIR")"
-  if [[ "$(basename -- "$(dirname -- "$parent")")" == "releases" ]]; then
-    dirname -- "$(dirname -- "$parent")"
-  else
-    printf '%s\n' "$parent"
+  local parent phys
+  if [[ "$(basename -- "$SCRIPT_DIR")" == "bin" ]]; then
+    parent="$(dirname -- "$SCRIPT_DIR")"
+    if [[ "$(basename -- "$(dirname -- "$parent")")" == "releases" ]]; then
+      dirname -- "$(dirname -- "$parent")"
+    else
+      printf '%s\n' "$parent"
+    fi
+    return 0
   fi
+  phys="$(cd -P -- "$SCRIPT_DIR" && pwd)"
+  if [[ "$(basename -- "$(dirname -- "$phys")")" == "tools" ]]; then
+    dirname -- "$(dirname -- "$phys")"
+    return 0
+  fi
+  return 1
 }
 
 # resolve_app_dir VALUE: prints the absolute app dir (VALUE, else derived from the script's place).
@@ -258,7 +267,9 @@ main() {
   for n in "$APP_DIR"/shared/.env.tmp-*; do remove_path "$n"; done
   remove_path "$APP_DIR/state/activation-in-progress"
   remove_path "$APP_DIR/state/previous"
+  remove_path "$APP_DIR/state/applied"
   remove_path "$APP_DIR/bin"
+  remove_path "$APP_DIR/tools"
 
   {
     printf 'uninstalled %s. Kept:\n' "$app"
@@ -269,7 +280,7 @@ main() {
     printf '  %s/state/history.jsonl and state/incidents/  the deployment audit trail\n' "$APP_DIR"
     printf '  %s/logs/  script logs\n' "$APP_DIR"
     printf '  docker images  may be shared with other projects; remove with docker image prune\n'
-    printf 'Removed: unit %s, cron %s, containers and networks, releases/, current, bin/, images/, shared/.env (secrets)\n' \
+    printf 'Removed: unit %s, cron %s, containers and networks, releases/, current, bin/, tools/, images/, shared/.env (secrets)\n' \
       "${unit:-(none given)}" "${cron:-(none given)}"
   }
   log INFO "uninstall of $app complete (kept backups/, volumes ${vols:-none}, state history, logs)"

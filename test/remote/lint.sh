@@ -19,8 +19,8 @@ if [[ "${1:-}" == "--fix-common" ]]; then
   for f in "$DIR"/*.sh; do
     [[ "$f" == "$CANON" ]] && continue
     tmp="$(mktemp)"
-    awk -v begin="${BEGIN#^}" -v end="${END#^}" -v block="$block" '
-      index($0, begin) == 1 { print block; skip = 1; next }
+    BLOCK="$block" awk -v begin="${BEGIN#^}" -v end="${END#^}" '
+      index($0, begin) == 1 { print ENVIRON["BLOCK"]; skip = 1; next }
       skip && index($0, end) == 1 { skip = 0; next }
       !skip { print }' "$f" >"$tmp"
     cat "$tmp" >"$f"
