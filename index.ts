@@ -5,7 +5,7 @@
 import * as os from "os";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { archiveName, imageArchivePaths, releaseBundle, toolsArchive } from "./lib/artifacts";
+import { archiveName, imageArchivePaths, releaseBundle, REMOTE_SCRIPTS_DIR, toolsHash } from "./lib/artifacts";
 import { sha256 } from "./lib/bundle";
 import { NAMESPACE, parseConfig } from "./lib/config";
 import { decideRelease, ReleaseIdReusedError } from "./lib/releaseGuard";
@@ -89,13 +89,12 @@ const envText = pulumi.secret(
 );
 const unit = unitName(cfg.app);
 const cron = cronName(cfg.app);
-const tools = toolsArchive();
 const setup = new HostSetup("host", {
     connection: vm.connection,
     app: cfg.app,
     user: cfg.host.user,
-    toolsArchive: tools.base64,
-    toolsHash: tools.hash,
+    toolsSourceDir: REMOTE_SCRIPTS_DIR,
+    toolsHash: toolsHash(),
     unitName: unit,
     cronName: cron,
 });

@@ -1,14 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { bootstrapCommand, installToolsCommand, uninstallCommand } from "../lib/remote";
+import { bootstrapCommand, prepareAppDirCommand, switchToolsCommand, toolsDir, uninstallCommand } from "../lib/remote";
 import { commandConnection, remoteDefaults, secretOutputs, VmConnection } from "./connection";
 
 export interface HostSetupArgs {
     readonly connection: VmConnection;
     readonly app: string;
     readonly user: string;
-    /** base64 tar.gz of scripts/remote, and its content hash. */
-    readonly toolsArchive: pulumi.Input<string>;
+    /** Directory of onevm's remote scripts (scripts/remote) and their content hash. */
+    readonly toolsSourceDir: string;
     readonly toolsHash: string;
     /** Names of the unit and cron entry that uninstall removes on `pulumi destroy`. */
     readonly unitName: string;
@@ -28,15 +28,26 @@ export class HostSetup extends pulumi.ComponentResource {
         super("onevm:index:HostSetup", name, {}, opts);
         const connection = commandConnection(args.connection);
 
+        const dirs = new command.remote.Command(
+            `${name}-dirs`,
+            { ...remoteDefaults, connection, create: prepareAppDirCommand(args.app, args.user) },
+            { parent: this, ...secretOutputs },
+        );
+        // Content-addressed: a new version lands beside the old one, then `bin` switches.
+        const upload = new command.remote.CopyToRemote(
+            `${name}-tools-upload`,
+            {
+                connection,
+                // Trailing slash: copy the directory's contents even when remotePath exists.
+                source: new pulumi.asset.FileArchive(`${args.toolsSourceDir}/`),
+                remotePath: toolsDir(args.app, args.toolsHash),
+            },
+            { parent: this, dependsOn: [dirs] },
+        );
         const tools = new command.remote.Command(
             `${name}-tools`,
-            {
-                ...remoteDefaults,
-                connection,
-                create: installToolsCommand(args.app, args.user, args.toolsHash),
-                stdin: args.toolsArchive,
-            },
-            { parent: this, ...secretOutputs },
+            { ...remoteDefaults, connection, create: switchToolsCommand(args.app, args.toolsHash) },
+            { parent: this, dependsOn: [upload], ...secretOutputs },
         );
 
         this.ready = new command.remote.Command(

@@ -22,8 +22,8 @@ function archive(files: BundleFile[]): Archive {
     return { hash: contentHash(files), base64: tarball(files).then((b) => b.toString("base64")) };
 }
 
-/** scripts/remote/*.sh, executable. */
-export function toolsArchive(dir = REMOTE_SCRIPTS_DIR): Archive {
+/** Content hash of onevm's remote scripts, naming the dir they are uploaded to. */
+export function toolsHash(dir = REMOTE_SCRIPTS_DIR): string {
     const files = fs
         .readdirSync(dir)
         .filter((f) => f.endsWith(".sh"))
@@ -31,7 +31,7 @@ export function toolsArchive(dir = REMOTE_SCRIPTS_DIR): Archive {
     if (files.length === 0) {
         throw new Error(`no remote scripts found in ${dir}`);
     }
-    return archive(files);
+    return contentHash(files);
 }
 
 export interface ReleaseBundleOptions {

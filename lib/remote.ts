@@ -14,25 +14,24 @@ function script(app: string, name: string, args: Array<string | number>, sudo = 
     return [...(sudo ? ["sudo", "-n"] : []), path, ...args.map((a) => shq(String(a)))].join(" ");
 }
 
-/**
- * Installs the remote scripts: a base64 tar.gz on stdin is unpacked into
- * tools/<hash>/ and `bin` is switched to it atomically. POSIX sh, because the login
- * shell of the deploy user is not known before bootstrap.
- */
-export function installToolsCommand(app: string, user: string, hash: string): string {
+/** Creates /opt/<app> and its tools/ dir for the deploy user (the only step before scripts exist). */
+export function prepareAppDirCommand(app: string, user: string): string {
     const p = vmPaths(app);
-    const dir = `${p.root}/tools/${hash}`;
+    return `sudo -n install -d -o ${shq(user)} -g "$(id -gn ${shq(user)})" -m 755 ${p.root} ${p.root}/tools`;
+}
+
+/** The directory one version of onevm's scripts is uploaded to: content-addressed. */
+export function toolsDir(app: string, hash: string): string {
+    return `${vmPaths(app).root}/tools/${hash}`;
+}
+
+/** Switches `bin` to an uploaded tools dir atomically and removes older versions. */
+export function switchToolsCommand(app: string, hash: string): string {
+    const p = vmPaths(app);
     return [
-        "set -eu",
-        `sudo -n install -d -o ${shq(user)} -g "$(id -gn ${shq(user)})" -m 755 ${p.root} ${p.root}/tools`,
-        `if [ -f ${dir}/.complete ]; then cat >/dev/null; else`,
-        `  tmp=$(mktemp -d ${p.root}/tools/.tmp.XXXXXX)`,
-        `  base64 -d | tar -xzf - -C "$tmp"`,
-        `  touch "$tmp/.complete"; rm -rf ${dir}; mv -T "$tmp" ${dir}`,
-        "fi",
         `ln -sfn tools/${hash} ${p.root}/.bin.tmp && mv -T ${p.root}/.bin.tmp ${p.bin}`,
         `find ${p.root}/tools -mindepth 1 -maxdepth 1 ! -name ${hash} -exec rm -rf {} +`,
-    ].join("\n");
+    ].join(" && ");
 }
 
 export function bootstrapCommand(app: string, user: string): string {

@@ -112,6 +112,7 @@ test("one component per concern, children parented to them", () => {
     expect(commands.map((c) => c.name).sort()).toEqual([
         "backup-cron",
         "host-bootstrap",
+        "host-dirs",
         "host-tools",
         "release-activate",
         "release-bundle",

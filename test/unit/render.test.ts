@@ -3,7 +3,7 @@ import { renderCompose } from "../../lib/render/compose";
 import { databaseUrl, quoteEnvValue, renderEnv, renderEnvExample } from "../../lib/render/env";
 import { renderUnit, unitName } from "../../lib/render/unit";
 import { cronName, renderBackupCron } from "../../lib/render/cron";
-import { activateCommand, installToolsCommand, shq, writeEnvCommand } from "../../lib/remote";
+import { activateCommand, shq, switchToolsCommand, writeEnvCommand } from "../../lib/remote";
 
 const images = { "bot-api": "onevm/bot-api:v1", migrate: "onevm/migrate:v1", postgres: "onevm/postgres:17", redis: "onevm/redis:8" };
 
@@ -119,9 +119,10 @@ describe("remote command lines", () => {
         expect(writeEnvCommand("bot")).toBe("/opt/bot/bin/write-env.sh --app-dir /opt/bot");
     });
 
-    test("tools install: unpack to a content-addressed dir, switch bin atomically", () => {
-        const cmd = installToolsCommand("bot", "deploy", "abc123");
-        expect(cmd).toContain("base64 -d | tar -xzf - -C \"$tmp\"");
-        expect(cmd).toContain("ln -sfn tools/abc123 /opt/bot/.bin.tmp && mv -T /opt/bot/.bin.tmp /opt/bot/bin");
+    test("tools: bin switches atomically to the uploaded content-addressed dir", () => {
+        expect(switchToolsCommand("bot", "abc123")).toBe(
+            "ln -sfn tools/abc123 /opt/bot/.bin.tmp && mv -T /opt/bot/.bin.tmp /opt/bot/bin && " +
+                "find /opt/bot/tools -mindepth 1 -maxdepth 1 ! -name abc123 -exec rm -rf {} +",
+        );
     });
 });
