@@ -276,6 +276,11 @@ t_badmigrate() {
   assert_eq "$(rows)" "3" "rows"
   assert_match "$(last_history)" '"result":"migrate_failed"' "history"
   assert_eq "$(vm "docker exec bot-postgres-1 psql -U bot -d bot -tAc 'select version_num from alembic_version'")" "0002_booking_note" "schema revision"
+  # A pre-deploy backup that cannot be taken aborts before anything changes.
+  assert_eq "$(activate --release v1 --backup-min-free-mb 999999999)" "2" "exit when the backup fails"
+  assert_eq "$(current)" "releases/v2" "current after the aborted activation"
+  assert_match "$(last_history)" '"result":"failed".*"exit_code":2' "history of the aborted activation"
+  vm "! test -e $A/state/activation-in-progress" || fail "marker left after exit 2"
 }
 
 t_backup() {
@@ -483,12 +488,18 @@ t_uninstall() {
   vm "! test -e /etc/systemd/system/bot.service && ! test -e /etc/cron.d/onevm-bot-backup" || fail "unit/cron left"
   vm "test -s $A/state/history.jsonl" || fail "history removed"
   out="$(vm "sudo /tmp/rb/uninstall.sh --app bot --unit bot.service --cron onevm-bot-backup" 2>&1)" || fail "second uninstall"
+  assert_contains "$out" "Kept:" "second uninstall report"
   # The kept volume really holds the data: reinstall and find the rows. The scripts go
   # in the layout lib/remote.ts uses: tools/<hash>/ with bin -> tools/<hash>.
   tar -C "$ROOT/scripts/remote" -cf - . | vm "sudo install -d -o deploy -g deploy $A $A/tools/h1 && tar -C $A/tools/h1 -xf - && ln -sfn tools/h1 $A/.bin.tmp && mv -T $A/.bin.tmp $BIN"
   vm "sudo $BIN/bootstrap-host.sh --app bot --user deploy" 2>/dev/null
   "$SB" ssh "$NAME" -- "$BIN/write-env.sh" <"$FIX/env" >/dev/null 2>&1
   install_release v2 v2 || fail "reinstall v2"
+  # A broken first deployment has nothing to roll back to: exit 6, no current.
+  install_release broken broken || fail "reinstall broken"
+  assert_eq "$(activate --release broken --health-retries 3 --health-interval 1)" "6" "broken first deployment"
+  vm "! test -e $A/current && ! test -L $A/current" || fail "current left pointing at a failed first deployment"
+  assert_match "$(vm "cat \$(ls -1t $A/state/incidents/*-broken.md | head -n 1)")" "Restored release: none" "incident of the first deployment"
   assert_eq "$(activate --release v2)" "0" "activate after reinstall"
   assert_eq "$(rows)" "3" "rows after uninstall + reinstall"
   vm "test -L $BIN && $A/tools/h1/health-check.sh --retries 1 >/dev/null 2>&1" || fail "scripts in tools/<hash> do not find the app dir"
@@ -509,7 +520,7 @@ run_test "activate v1: first deployment healthy" t_activate_first setup
 run_test "activate v1 again: no-op" t_rerun_noop
 run_test "activate v2: pre-deploy backup, rows kept" t_activate_v2
 run_test "activate broken: rollback to v2, incident, exit 5" t_broken_rolls_back
-run_test "activate badmigrate: exit 3, current unchanged" t_badmigrate
+run_test "activate badmigrate: exit 3, current unchanged; failed backup: exit 2" t_badmigrate
 run_test "backup: index, restore, space (3), lock (4), corruption (2), retention" t_backup
 run_test "SIGKILL in backup phase, rerun converges" t_kill_backup
 run_test "SIGKILL in migrate phase, rerun converges" t_kill_migrate
@@ -524,6 +535,6 @@ run_test "concurrent activation: refuses (4) / waits" t_concurrent
 run_test "unit + cron install, VM reboot brings the stack back" t_unit_cron_reboot
 run_test "prune-releases: keeps current, previous, newest" t_prune
 run_test "no secret in logs, state or backup index" t_no_secrets
-run_test "uninstall keeps backups + volume; reinstall finds the rows" t_uninstall
+run_test "uninstall keeps backups + volume; broken 1st deploy exits 6; reinstall finds the rows" t_uninstall
 summary
 exit "$FAILED"
