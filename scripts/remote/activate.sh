@@ -20,6 +20,7 @@ Makes installed release ID (APP_DIR/releases/ID with COMPLETE) the running one:
      and APP_DIR/images/*.tar holding missing ones, else `docker pull`
   5. migrate with the NEW compose file: `up -d --wait postgres redis`, `run --rm -T migrate`;
      on failure the current release keeps serving (its services are re-applied)
+  (health-check.sh and backup.sh are run with bash from this script's directory.)
   6. state/previous := old release; current -> releases/ID (ln -s temp + mv -T)
   7. `docker compose -p APP --project-directory releases/ID -f releases/ID/compose.yaml
      --env-file shared/.env up -d --remove-orphans`, then health-check.sh
@@ -436,7 +437,7 @@ applied_matches() {
 }
 
 health() {
-  "$SCRIPT_DIR/health-check.sh" --app-dir "$APP_DIR" "$@"
+  bash "$SCRIPT_DIR/health-check.sh" --app-dir "$APP_DIR" "$@"
 }
 
 # ensure_images: every image the release needs is present locally.
@@ -510,7 +511,7 @@ pre_deploy_backup() {
     fi
   fi
   log INFO "Creating pre-deployment backup"
-  BACKUP_PATH="$("$SCRIPT_DIR/backup.sh" --app-dir "$APP_DIR" --type pre_deployment \
+  BACKUP_PATH="$(bash "$SCRIPT_DIR/backup.sh" --app-dir "$APP_DIR" --type pre_deployment \
     --release "${CURRENT:-$RELEASE}" --min-free-mb "$BACKUP_MIN_FREE")" || rc=$?
   if [[ "$rc" -ne 0 ]]; then
     BACKUP_PATH=""
