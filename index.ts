@@ -51,8 +51,10 @@ const decision = pulumi
     .apply(([releaseId, previousReleaseId, releases]) => {
         try {
             const d = decideRelease({ releaseId, previousReleaseId, releases }, cfg.releaseId, bundle.hash);
-            if (d.notice) {
-                pulumi.log.warn(d.notice);
+            if (d.kind === "rollback") {
+                pulumi.log.warn(d.notice!);
+            } else if (d.notice) {
+                pulumi.log.info(d.notice);
             }
             return d;
         } catch (e) {
@@ -156,11 +158,14 @@ new BackupCron(
     { dependsOn: [setup.ready] },
 );
 
-export const releaseId = cfg.releaseId;
+// Recorded only once the activation succeeded: after a failed release the stack keeps
+// naming the release the VM is really on, which the next deploy's decision starts from.
+const activated = pulumi.all([release.activation.id, decision]);
+export const releaseId = activated.apply(() => cfg.releaseId);
 // "" until a second release has been deployed (an undefined output would be dropped with a warning).
-export const previousReleaseId = decision.apply((d) => d.previousReleaseId ?? "");
-export const releases = decision.releases;
-export const releaseContentHash = bundle.hash;
+export const previousReleaseId = activated.apply(([, d]) => d.previousReleaseId ?? "");
+export const releases = activated.apply(([, d]) => d.releases);
+export const releaseContentHash = activated.apply(() => bundle.hash);
 export const images = cfg.images;
 export const imageArchives = cfg.imageTransport === "archive" ? [...new Set(Object.values(cfg.images))].map(archiveName) : [];
 export const sshCommand = `ssh -p ${cfg.host.port} ${cfg.host.user}@${cfg.host.address}`;
