@@ -13,6 +13,8 @@ export interface HostSetupArgs {
     /** Names of the unit and cron entry that uninstall removes on `pulumi destroy`. */
     readonly unitName: string;
     readonly cronName: string;
+    /** A fresh droplet: wait (at most this many seconds) for cloud-init before the first command. */
+    readonly cloudInitTimeoutSeconds?: number;
 }
 
 /**
@@ -33,7 +35,7 @@ export class HostSetup extends pulumi.ComponentResource {
             {
                 ...remoteDefaults,
                 connection,
-                create: installToolsCommand(args.app, args.user, args.toolsHash),
+                create: installToolsCommand(args.app, args.user, args.toolsHash, { cloudInitTimeoutSeconds: args.cloudInitTimeoutSeconds }),
                 stdin: args.toolsArchive,
             },
             { parent: this, ...secretOutputs },
@@ -44,7 +46,7 @@ export class HostSetup extends pulumi.ComponentResource {
             {
                 ...remoteDefaults,
                 connection,
-                create: bootstrapCommand(args.app, args.user),
+                create: bootstrapCommand(args.app, args.user, { cloudInitTimeoutSeconds: args.cloudInitTimeoutSeconds }),
                 delete: uninstallCommand(args.app, args.unitName, args.cronName),
                 // Re-run the (idempotent) bootstrap when onevm's scripts change.
                 environment: { ONEVM_TOOLS: args.toolsHash },

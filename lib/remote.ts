@@ -19,11 +19,13 @@ function script(app: string, name: string, args: Array<string | number>, sudo = 
  * tools/<hash>/ and `bin` is switched to it atomically. POSIX sh, because the login
  * shell of the deploy user is not known before bootstrap.
  */
-export function installToolsCommand(app: string, user: string, hash: string): string {
+export function installToolsCommand(app: string, user: string, hash: string, o: CloudInitWait = {}): string {
     const p = vmPaths(app);
     const dir = `${p.root}/tools/${hash}`;
     return [
         "set -eu",
+        // The first command on a fresh droplet: /opt and sudo are only ready after cloud-init.
+        ...(o.cloudInitTimeoutSeconds ? [waitForCloudInit(o.cloudInitTimeoutSeconds)] : []),
         `sudo -n install -d -o ${shq(user)} -g "$(id -gn ${shq(user)})" -m 755 ${p.root} ${p.root}/tools`,
         `if [ -f ${dir}/.complete ]; then cat >/dev/null; else`,
         `  tmp=$(mktemp -d ${p.root}/tools/.tmp.XXXXXX)`,
@@ -35,8 +37,31 @@ export function installToolsCommand(app: string, user: string, hash: string): st
     ].join("\n");
 }
 
-export function bootstrapCommand(app: string, user: string): string {
-    return script(app, "bootstrap-host.sh", ["--app", app, "--user", user], true);
+export interface CloudInitWait {
+    /** Seconds `cloud-init status --wait` may take before the command fails. */
+    cloudInitTimeoutSeconds?: number;
+}
+
+/**
+ * POSIX sh that waits for cloud-init (a fresh droplet's user, host key, Docker and volume
+ * mount) with a bound. Exit 2 is cloud-init's "done, with recoverable warnings": accepted.
+ */
+export function waitForCloudInit(timeoutSeconds: number): string {
+    return [
+        "onevm_ci=0",
+        `sudo -n timeout ${timeoutSeconds} cloud-init status --wait </dev/null >/dev/null || onevm_ci=$?`,
+        'if [ "$onevm_ci" -ne 0 ] && [ "$onevm_ci" -ne 2 ]; then',
+        `  echo "cloud-init did not finish within ${timeoutSeconds}s or failed (exit $onevm_ci):" >&2`,
+        "  sudo -n cloud-init status --long >&2 || true",
+        "  exit 1",
+        "fi",
+    ].join("\n");
+}
+
+/** On an existing host: the bootstrap alone. On a new droplet: first wait for cloud-init. */
+export function bootstrapCommand(app: string, user: string, o: CloudInitWait = {}): string {
+    const bootstrap = script(app, "bootstrap-host.sh", ["--app", app, "--user", user], true);
+    return o.cloudInitTimeoutSeconds ? `${waitForCloudInit(o.cloudInitTimeoutSeconds)}\n${bootstrap}` : bootstrap;
 }
 
 export function uninstallCommand(app: string, unit: string, cron: string): string {
