@@ -6,7 +6,7 @@ import { CheckFailure } from "@pulumi/pulumi/provider";
 import { ResourceType } from "../common/serve";
 import { hasUnknown } from "../common/values";
 import { api, waitAction } from "./client";
-import { autoName, changed, defined, Plain, plain, required } from "./props";
+import { autoName, changed, defined, Plain, plain, required, sortedStrings } from "./props";
 
 const REPLACE = ["name", "region", "description", "snapshotId", "initialFilesystemType", "initialFilesystemLabel", "filesystemType"] as const;
 
@@ -35,7 +35,8 @@ export const volume: ResourceType = {
     },
     async diff(olds, news) {
         const replaces = changed(olds, news, REPLACE.filter((k) => news[k] !== undefined || k === "name"));
-        const updates = changed(olds, news, ["size", "tags"]);
+        const tagsChanged = JSON.stringify(sortedStrings(olds.tags)) !== JSON.stringify(sortedStrings(plain(news).tags)) || hasUnknown(news.tags);
+        const updates = [...changed(olds, news, ["size"]), ...(tagsChanged ? ["tags"] : [])];
         return replaces.length + updates.length === 0 ? { changes: false } : { changes: true, replaces };
     },
     async create(_ctx, inputs) {

@@ -143,6 +143,7 @@ test("volume and attachment: create, attach, grow in place, never shrink, detach
     const att = await volumeAttachment.create(actx, { dropletId: Number(d.id), volumeId: v.id });
     expect(api.volumes.get(v.id)!.droplet_ids).toEqual([Number(d.id)]);
     expect(await volumeAttachment.diff(att.outs!, { dropletId: 1, volumeId: v.id })).toMatchObject({ replaces: ["dropletId"] });
+    expect(await volume.diff(v.outs!, news)).toEqual({ changes: false }); // the API's tags: [] equals no tags
     expect(await volume.diff(v.outs!, { ...news, size: 40 })).toEqual({ changes: true, replaces: [] });
     expect(await volume.diff(v.outs!, { ...news, name: "other" })).toMatchObject({ replaces: ["name"] });
     expect((await volume.check(v.outs!, { ...news, size: 10 })).failures![0].reason).toMatch(/cannot shrink/);
