@@ -130,6 +130,23 @@ describe("up and destroy against the in-memory DO API (infrastructure layer only
         await t.stack.setConfig("onevm:releaseId", { value: "v1" });
     });
 
+    test("replacing on purpose: unprotect the droplet, up; the volume moves to the new droplet and stays", async () => {
+        const [oldId] = api.droplets.keys();
+        const [volumeId] = api.volumes.keys();
+        await t.stack.setAllConfig({ "onevm:sshUser": { value: "deploy2" }, "onevm:releaseId": { value: "v2" } });
+        const urn = JSON.parse(cli(["stack", "export"])).deployment.resources.find((r: { urn: string }) => r.urn.endsWith("::vm-droplet")).urn;
+        cli(["state", "unprotect", urn, "--yes"]);
+        const res = await t.stack.up({ onOutput: (o) => t.output.push(o) });
+        expect(res.summary.resourceChanges?.replace).toBeGreaterThanOrEqual(1);
+        expect([...api.droplets.keys()]).not.toContain(oldId);
+        const [newDroplet] = api.droplets.values();
+        expect(api.volumes.get(volumeId)!.droplet_ids).toEqual([newDroplet.id]);
+        expect(newDroplet.user_data).toContain("name: deploy2");
+        // The program protects the new droplet again.
+        const again = JSON.parse(cli(["stack", "export"])).deployment.resources.find((r: { urn: string }) => r.urn.endsWith("::vm-droplet"));
+        expect(again.protect).toBe(true);
+    });
+
     test("destroy is refused while droplet, volume and IP are protected; after unprotect it removes everything", async () => {
         await expect(t.stack.destroy({ onOutput: (o) => t.output.push(o) })).rejects.toThrow(/protect/i);
         expect(api.droplets.size).toBe(1);
