@@ -119,7 +119,6 @@ describe("up and destroy against the in-memory DO API (infrastructure layer only
         );
         const text = out.join("") + String(err ?? "");
         t.output.push(text);
-        require("fs").writeFileSync(path.join(t.backendDir, "..", `${NAME}-userdata-preview.txt`), text);
         expect(err).toBeDefined();
         expect(text).toMatch(/\+-digitalocean:index\/droplet:Droplet: \(replace\) 🔒/);
         expect(text).toMatch(/unable to replace resource "urn:[^"]*vm-droplet"\s+as it is currently marked for protection/);
