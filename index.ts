@@ -13,7 +13,13 @@ import { alterRolePasswordSql, scramSha256Verifier } from "./lib/scram";
 import { cronName, renderBackupCron } from "./lib/render/cron";
 import { databaseUrl, renderEnv } from "./lib/render/env";
 import { unitName, renderUnit } from "./lib/render/unit";
+import { checkPolicy, PolicyError } from "./lib/policy";
+import { pgDataDir } from "./lib/render/cloudInit";
+import { firewallRules } from "./lib/render/firewall";
 import { BackupCron } from "./components/backupCron";
+import { VmConnection } from "./components/connection";
+import { DigitalOceanVm } from "./components/droplet";
+import { CloudFirewall } from "./components/firewall";
 import { ExistingHost } from "./components/existingHost";
 import { HostSetup } from "./components/hostSetup";
 import { Release } from "./components/release";
@@ -25,20 +31,28 @@ import { SystemdUnit } from "./components/systemdUnit";
 const cfg = parseConfig((key) => pulumi.runtime.getConfig(`${NAMESPACE}:${key}`), {
     operator: os.userInfo().username,
 });
-if (cfg.target !== "existing" || !cfg.host) {
-    throw new Error(`${NAMESPACE}:target ${cfg.target} is not supported by this program yet`);
-}
+const user = cfg.host?.user ?? cfg.digitalocean!.user;
+const droplet = cfg.digitalocean;
 
 const appEnvKeys = Object.keys(cfg.secrets.appEnv);
 const envKeys = ["POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "DATABASE_URL", "REDIS_URL", "TELEGRAM_BOT_TOKEN", ...appEnvKeys];
 const bundle = releaseBundle({
     app: cfg.app,
-    user: cfg.host.user,
+    user,
     releaseId: cfg.releaseId,
     images: cfg.images,
     envKeys,
     appEnvKeys,
+    // On a droplet PostgreSQL's data lives on the DigitalOcean volume, which outlives it.
+    dataDir: droplet ? pgDataDir(cfg.app) : undefined,
 });
+
+// Nothing is registered when the firewall or the compose file would expose an internal port.
+const rules = droplet ? firewallRules(droplet) : undefined;
+const violations = checkPolicy({ inbound: rules?.inbound ?? [], composeText: bundle.composeText, allowWorldSsh: droplet?.allowWorldSsh ?? false });
+if (violations.length > 0) {
+    throw new PolicyError(violations);
+}
 
 // This stack's own previous outputs tell whether this is a new release, a re-run or a
 // rollback, and which content each release ID had. A refusal here stops every remote
@@ -62,111 +76,151 @@ const decision = pulumi
         }
     });
 
-const vm = new ExistingHost("vm", {
-    address: decision.apply(() => cfg.host!.address),
-    port: cfg.host.port,
-    user: cfg.host.user,
-    privateKey: pulumi.secret(cfg.secrets.sshPrivateKey ?? ""),
-    hostPublicKey: cfg.host.hostPublicKey,
-});
-
-const dbPassword = new random.RandomPassword("db-password", {
-    length: 32,
-    special: false,
-    keepers: { version: String(cfg.dbPasswordVersion) },
-});
-
-const envText = pulumi.secret(
-    dbPassword.result.apply((password) =>
-        renderEnv({
-            POSTGRES_USER: cfg.postgresUser,
-            POSTGRES_PASSWORD: password,
-            POSTGRES_DB: cfg.postgresDb,
-            DATABASE_URL: databaseUrl(cfg.postgresUser, password, cfg.postgresDb),
-            REDIS_URL: "redis://redis:6379/0",
-            TELEGRAM_BOT_TOKEN: cfg.secrets.telegramBotToken,
-            ...cfg.secrets.appEnv,
-        }),
-    ),
-);
-const unit = unitName(cfg.app);
-const cron = cronName(cfg.app);
-const setup = new HostSetup("host", {
-    connection: vm.connection,
-    app: cfg.app,
-    user: cfg.host.user,
-    toolsSourceDir: REMOTE_SCRIPTS_DIR,
-    toolsHash: toolsHash(),
-    unitName: unit,
-    cronName: cron,
-});
-
-const secrets = new SecretsFile(
-    "secrets",
-    {
-        connection: vm.connection,
+let vm: { connection: VmConnection; address: pulumi.Output<string> };
+let ready: pulumi.Resource[] = [];
+if (droplet) {
+    const dvm = new DigitalOceanVm("vm", {
         app: cfg.app,
-        envText,
-        dbPasswordSql: pulumi.secret(
-            dbPassword.result.apply((pw) => alterRolePasswordSql(cfg.postgresUser, scramSha256Verifier(pw, cfg.app))),
-        ),
-    },
-    { dependsOn: [setup.ready] },
-);
-
-const release = new Release(
-    "release",
-    {
-        connection: vm.connection,
-        activation: {
-            app: cfg.app,
-            releaseId: cfg.releaseId,
-            operator: cfg.operator,
-            healthRetries: cfg.healthRetries,
-            healthIntervalSeconds: cfg.healthIntervalSeconds,
-            keepReleases: cfg.keepReleases,
-        },
-        composeText: bundle.composeText,
-        bundle: bundle.base64,
-        bundleHash: bundle.hash,
-        imageArchives: cfg.imageTransport === "archive" ? imageArchivePaths(cfg.images, cfg.imageArchiveDir) : [],
-        envHash: envText.apply(sha256),
-    },
-    { dependsOn: [setup.ready, secrets.written] },
-);
-
-new SystemdUnit(
-    "unit",
-    { connection: vm.connection, app: cfg.app, unitName: unit, unitText: renderUnit(cfg.app, cfg.host.user) },
-    { dependsOn: [release] },
-);
-
-new BackupCron(
-    "backup",
-    {
-        connection: vm.connection,
-        app: cfg.app,
-        cronName: cron,
-        cronText: renderBackupCron({
-            app: cfg.app,
-            user: cfg.host.user,
-            schedule: cfg.backupSchedule,
-            keep: cfg.backupKeep,
-            minFreeMb: cfg.backupMinFreeMb,
-        }),
-    },
-    { dependsOn: [setup.ready] },
-);
-
-// Recorded only once the activation succeeded: after a failed release the stack keeps
-// naming the release the VM is really on, which the next deploy's decision starts from.
-const activated = pulumi.all([release.activation.id, decision]);
-export const releaseId = activated.apply(() => cfg.releaseId);
-// "" until a second release has been deployed (an undefined output would be dropped with a warning).
-export const previousReleaseId = activated.apply(([, d]) => d.previousReleaseId ?? "");
-export const releases = activated.apply(([, d]) => d.releases);
-export const releaseContentHash = activated.apply(() => bundle.hash);
+        user,
+        region: droplet.region,
+        size: droplet.size,
+        image: droplet.image,
+        tags: droplet.tags,
+        volumeSizeGb: droplet.volumeSizeGb,
+        reservedIp: droplet.reservedIp,
+        deployPublicKey: droplet.deployPublicKey,
+        deployPrivateKey: cfg.secrets.sshPrivateKey ? pulumi.secret(cfg.secrets.sshPrivateKey) : undefined,
+    });
+    new CloudFirewall("firewall", { app: cfg.app, dropletId: dvm.droplet.id.apply(Number), ...rules! });
+    // Every remote command reaches the VM through the release-gated address.
+    vm = { address: dvm.address, connection: { ...dvm.connection, host: pulumi.all([decision, dvm.address]).apply(([, a]) => a) } };
+    ready = dvm.ready;
+} else {
+    vm = new ExistingHost("vm", {
+        address: decision.apply(() => cfg.host!.address),
+        port: cfg.host!.port,
+        user,
+        privateKey: pulumi.secret(cfg.secrets.sshPrivateKey ?? ""),
+        hostPublicKey: cfg.host!.hostPublicKey,
+    });
+}
+// The VM's public address: the reserved IP or the droplet's IPv4, or the configured host.
+export const address: pulumi.Input<string> = droplet ? vm.address : cfg.host!.address;
+export const sshCommand = pulumi.interpolate`ssh -p ${cfg.host?.port ?? 22} ${user}@${address}`;
+export const healthCheck = pulumi.interpolate`${sshCommand} curl -fsS http://127.0.0.1:8080/health`;
 export const images = cfg.images;
 export const imageArchives = cfg.imageTransport === "archive" ? [...new Set(Object.values(cfg.images))].map(archiveName) : [];
-export const sshCommand = `ssh -p ${cfg.host.port} ${cfg.host.user}@${cfg.host.address}`;
-export const healthCheck = `${sshCommand} curl -fsS http://127.0.0.1:8080/health`;
+
+let releaseOutputs: Record<"releaseId" | "previousReleaseId" | "releases" | "releaseContentHash", pulumi.Output<unknown> | undefined> = {
+    releaseId: undefined,
+    previousReleaseId: undefined,
+    releases: undefined,
+    releaseContentHash: undefined,
+};
+
+/** Everything that runs on the VM: secrets, release, unit, backups. Returns the activation's id. */
+function deployOnVm(): pulumi.Output<string> {
+    const dbPassword = new random.RandomPassword("db-password", {
+        length: 32,
+        special: false,
+        keepers: { version: String(cfg.dbPasswordVersion) },
+    });
+
+    const envText = pulumi.secret(
+        dbPassword.result.apply((password) =>
+            renderEnv({
+                POSTGRES_USER: cfg.postgresUser,
+                POSTGRES_PASSWORD: password,
+                POSTGRES_DB: cfg.postgresDb,
+                DATABASE_URL: databaseUrl(cfg.postgresUser, password, cfg.postgresDb),
+                REDIS_URL: "redis://redis:6379/0",
+                TELEGRAM_BOT_TOKEN: cfg.secrets.telegramBotToken,
+                ...cfg.secrets.appEnv,
+            }),
+        ),
+    );
+    const unit = unitName(cfg.app);
+    const cron = cronName(cfg.app);
+    const setup = new HostSetup("host", {
+        connection: vm.connection,
+        app: cfg.app,
+        user: user,
+        toolsSourceDir: REMOTE_SCRIPTS_DIR,
+        toolsHash: toolsHash(),
+        unitName: unit,
+        cronName: cron,
+        cloudInitTimeoutSeconds: droplet ? 900 : undefined,
+    }, { dependsOn: ready });
+
+    const secrets = new SecretsFile(
+        "secrets",
+        {
+            connection: vm.connection,
+            app: cfg.app,
+            envText,
+            dbPasswordSql: pulumi.secret(
+                dbPassword.result.apply((pw) => alterRolePasswordSql(cfg.postgresUser, scramSha256Verifier(pw, cfg.app))),
+            ),
+        },
+        { dependsOn: [setup.ready] },
+    );
+
+    const release = new Release(
+        "release",
+        {
+            connection: vm.connection,
+            activation: {
+                app: cfg.app,
+                releaseId: cfg.releaseId,
+                operator: cfg.operator,
+                healthRetries: cfg.healthRetries,
+                healthIntervalSeconds: cfg.healthIntervalSeconds,
+                keepReleases: cfg.keepReleases,
+            },
+            composeText: bundle.composeText,
+            bundle: bundle.base64,
+            bundleHash: bundle.hash,
+            imageArchives: cfg.imageTransport === "archive" ? imageArchivePaths(cfg.images, cfg.imageArchiveDir) : [],
+            envHash: envText.apply(sha256),
+        },
+        { dependsOn: [setup.ready, secrets.written] },
+    );
+
+    new SystemdUnit(
+        "unit",
+        { connection: vm.connection, app: cfg.app, unitName: unit, unitText: renderUnit(cfg.app, user) },
+        { dependsOn: [release] },
+    );
+
+    new BackupCron(
+        "backup",
+        {
+            connection: vm.connection,
+            app: cfg.app,
+            cronName: cron,
+            cronText: renderBackupCron({
+                app: cfg.app,
+                user: user,
+                schedule: cfg.backupSchedule,
+                keep: cfg.backupKeep,
+                minFreeMb: cfg.backupMinFreeMb,
+            }),
+        },
+        { dependsOn: [setup.ready] },
+    );
+    return release.activation.id;
+}
+
+if (!droplet?.infrastructureOnly) {
+    // Recorded only once the activation succeeded: after a failed release the stack keeps
+    // naming the release the VM is really on, which the next deploy's decision starts from.
+    const activated = pulumi.all([deployOnVm(), decision]);
+    releaseOutputs = {
+        releaseId: activated.apply(() => cfg.releaseId),
+        // "" until a second release has been deployed (an undefined output is dropped with a warning).
+        previousReleaseId: activated.apply(([, d]) => d.previousReleaseId ?? ""),
+        releases: activated.apply(([, d]) => d.releases),
+        releaseContentHash: activated.apply(() => bundle.hash),
+    };
+}
+export const { releaseId, previousReleaseId, releases, releaseContentHash } = releaseOutputs;

@@ -13,6 +13,8 @@ export interface HostSetupArgs {
     /** Names of the unit and cron entry that uninstall removes on `pulumi destroy`. */
     readonly unitName: string;
     readonly cronName: string;
+    /** A fresh droplet: wait (at most this many seconds) for cloud-init before the first command. */
+    readonly cloudInitTimeoutSeconds?: number;
 }
 
 /**
@@ -30,7 +32,11 @@ export class HostSetup extends pulumi.ComponentResource {
 
         const dirs = new command.remote.Command(
             `${name}-dirs`,
-            { ...remoteDefaults, connection, create: prepareAppDirCommand(args.app, args.user) },
+            {
+                ...remoteDefaults,
+                connection,
+                create: prepareAppDirCommand(args.app, args.user, { cloudInitTimeoutSeconds: args.cloudInitTimeoutSeconds }),
+            },
             { parent: this, ...secretOutputs },
         );
         // Content-addressed: a new version lands beside the old one, then `bin` switches.

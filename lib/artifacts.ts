@@ -41,6 +41,8 @@ export interface ReleaseBundleOptions {
     images: Images;
     envKeys: string[];
     appEnvKeys: string[];
+    /** Host directory for PostgreSQL data (see renderCompose). */
+    dataDir?: string;
 }
 
 export interface ReleaseBundle extends Archive {
@@ -53,7 +55,7 @@ export interface ReleaseBundle extends Archive {
  * with different images or topology is detected on the VM and refused.
  */
 export function releaseBundle(o: ReleaseBundleOptions): ReleaseBundle {
-    const composeText = renderCompose({ app: o.app, releaseId: o.releaseId, images: o.images, appEnvKeys: o.appEnvKeys });
+    const composeText = renderCompose({ app: o.app, releaseId: o.releaseId, images: o.images, appEnvKeys: o.appEnvKeys, dataDir: o.dataDir });
     const files: BundleFile[] = [
         { path: "compose.yaml", content: composeText },
         { path: ".env.example", content: renderEnvExample(o.envKeys) },

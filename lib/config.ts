@@ -35,6 +35,10 @@ export interface DigitalOceanConfig {
     /** Operator's own deploy public key; a key is generated when absent. */
     deployPublicKey?: string;
     tlsIngress: boolean;
+    /** Login user cloud-init creates (sshUser). */
+    user: string;
+    /** Create only the cloud resources, run nothing on the VM (tests against the DO API stand-in; staging the infrastructure first). */
+    infrastructureOnly: boolean;
 }
 
 export interface OnevmConfig {
@@ -96,6 +100,7 @@ export const CONFIG_KEYS: Record<string, string> = {
     reservedIp: "digitalocean: attach a reserved IP that survives droplet replacement. Default false.",
     deployPublicKey: "digitalocean: your own deploy public key; generated with @pulumi/tls when unset.",
     tlsIngress: "Open 80/443 and run the TLS reverse proxy. Default false.",
+    infrastructureOnly: "digitalocean: create the droplet, volume, keys and firewall but run nothing on the VM. Default false.",
     releaseId: "The release to run (required). Changing it deploys; setting an earlier one rolls back.",
     images: "Object of image references for bot-api, migrate, postgres, redis (tags or digests required).",
     imageTransport: "`registry` (the VM pulls) or `archive` (onevm uploads `docker save` archives). Default `registry`.",
@@ -247,7 +252,12 @@ export function parseConfig(read: ConfigReader, defaults: { operator?: string } 
             reservedIp: r.bool("reservedIp", false),
             deployPublicKey: r.str("deployPublicKey", { rule: v.sshPublicKey }),
             tlsIngress: r.bool("tlsIngress", false),
+            user: sshUser,
+            infrastructureOnly: r.bool("infrastructureOnly", false),
         };
+        if (digitalocean.deployPublicKey && !sshPrivateKey) {
+            p.push(`${NAMESPACE}:sshPrivateKey is required with ${NAMESPACE}:deployPublicKey: set it with \`pulumi config set --secret ${NAMESPACE}:sshPrivateKey < key\``);
+        }
     }
 
     const releaseId = r.str("releaseId", { rule: v.releaseId, required: true }) ?? "";

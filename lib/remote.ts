@@ -14,10 +14,14 @@ function script(app: string, name: string, args: Array<string | number>, sudo = 
     return [...(sudo ? ["sudo", "-n"] : []), path, ...args.map((a) => shq(String(a)))].join(" ");
 }
 
-/** Creates /opt/<app> and its tools/ dir for the deploy user (the only step before scripts exist). */
-export function prepareAppDirCommand(app: string, user: string): string {
+/**
+ * Creates /opt/<app> and its tools/ dir for the deploy user: the first command on a host,
+ * so on a fresh droplet it first waits for cloud-init (user, host key, Docker, volume).
+ */
+export function prepareAppDirCommand(app: string, user: string, o: CloudInitWait = {}): string {
     const p = vmPaths(app);
-    return `sudo -n install -d -o ${shq(user)} -g "$(id -gn ${shq(user)})" -m 755 ${p.root} ${p.root}/tools`;
+    const mkdir = `sudo -n install -d -o ${shq(user)} -g "$(id -gn ${shq(user)})" -m 755 ${p.root} ${p.root}/tools`;
+    return o.cloudInitTimeoutSeconds ? `${waitForCloudInit(o.cloudInitTimeoutSeconds)}\n${mkdir}` : mkdir;
 }
 
 /** The directory one version of onevm's scripts is uploaded to: content-addressed. */
@@ -32,6 +36,27 @@ export function switchToolsCommand(app: string, hash: string): string {
         `ln -sfn tools/${hash} ${p.root}/.bin.tmp && mv -T ${p.root}/.bin.tmp ${p.bin}`,
         `find ${p.root}/tools -mindepth 1 -maxdepth 1 ! -name ${hash} -exec rm -rf {} +`,
     ].join(" && ");
+}
+
+export interface CloudInitWait {
+    /** Seconds `cloud-init status --wait` may take before the command fails. */
+    cloudInitTimeoutSeconds?: number;
+}
+
+/**
+ * POSIX sh that waits for cloud-init (a fresh droplet's user, host key, Docker and volume
+ * mount) with a bound. Exit 2 is cloud-init's "done, with recoverable warnings": accepted.
+ */
+export function waitForCloudInit(timeoutSeconds: number): string {
+    return [
+        "onevm_ci=0",
+        `sudo -n timeout ${timeoutSeconds} cloud-init status --wait </dev/null >/dev/null || onevm_ci=$?`,
+        'if [ "$onevm_ci" -ne 0 ] && [ "$onevm_ci" -ne 2 ]; then',
+        `  echo "cloud-init did not finish within ${timeoutSeconds}s or failed (exit $onevm_ci):" >&2`,
+        "  sudo -n cloud-init status --long >&2 || true",
+        "  exit 1",
+        "fi",
+    ].join("\n");
 }
 
 export function bootstrapCommand(app: string, user: string): string {

@@ -14,6 +14,11 @@ export interface ComposeOptions {
     appEnvKeys?: string[];
     /** Loopback port bot-api publishes on the VM (internal only). */
     apiPort?: number;
+    /**
+     * Host directory that holds PostgreSQL's data (a mounted DigitalOcean volume), bound
+     * into the `pgdata` volume so the data outlives the droplet. Unset: a Docker-managed volume.
+     */
+    dataDir?: string;
 }
 
 const LOGGING = { driver: "json-file", options: { "max-size": "10m", "max-file": "3" } };
@@ -102,7 +107,9 @@ export function renderCompose(o: ComposeOptions): string {
                 deploy: limits("512m", "0.5", "128m"),
             },
         },
-        volumes: { pgdata: {} },
+        volumes: {
+            pgdata: o.dataDir ? { driver: "local", driver_opts: { type: "none", o: "bind", device: o.dataDir } } : {},
+        },
     };
     return `# Rendered by onevm for release ${o.releaseId}. Do not edit on the VM.\n${stringify(doc, { lineWidth: 0 })}`;
 }

@@ -1,3 +1,4 @@
+import * as grpc from "@grpc/grpc-js";
 import * as provider from "@pulumi/pulumi/provider";
 import { connectEngineLog, Logger, resourceLogger } from "./log";
 import { WireMap } from "./values";
@@ -17,7 +18,12 @@ export interface ResourceType {
     create(ctx: OpContext, inputs: WireMap): Promise<provider.CreateResult>;
     update?(ctx: OpContext, id: string, olds: WireMap, news: WireMap): Promise<provider.UpdateResult>;
     delete?(ctx: OpContext, id: string, props: WireMap): Promise<void>;
+    /** Refresh: the resource's current state, or undefined when it no longer exists. */
+    read?(ctx: OpContext, id: string, props: WireMap): Promise<provider.ReadResult | undefined>;
 }
+
+/** Receives the provider configuration (`<pkg>:<key>` values) the engine sends with Configure. */
+export type ConfigureHook = (config: WireMap) => void;
 
 /** "urn:pulumi:stack::project::parent$type::name" -> "type" */
 export function typeOf(urn: string): string {
@@ -59,11 +65,50 @@ export function dispatch(version: string, types: Record<string, ResourceType>): 
             const t = typeFor(urn);
             if (t.delete) await logged(urn, (ctx) => t.delete!(ctx, id, props));
         },
+        read: async (id, urn, props) => {
+            const t = typeFor(urn);
+            if (!t.read) return { id, props };
+            // An empty ID tells the engine the resource is gone.
+            return (await logged(urn, (ctx) => t.read!(ctx, id, props ?? {}))) ?? { id: "", props: {} };
+        },
     };
 }
 
 /** Entry point of a plugin process: `main.ts` of each provider calls this. */
-export function serve(version: string, types: Record<string, ResourceType>): void {
+/**
+ * The SDK's provider server acknowledges Configure without handing the values on, so the
+ * hook sees the request first: the typed `args` when the engine sends them, else the legacy
+ * `pkg:config:key` variables (keys are returned without any prefix).
+ */
+export function configureRequestValues(req: { getArgs(): { toJavaScript(): unknown } | undefined; getVariablesMap(): { toObject(): [string, string][] } }): WireMap {
+    const args = req.getArgs()?.toJavaScript() as WireMap | undefined;
+    if (args && Object.keys(args).length > 0) return args;
+    const out: WireMap = {};
+    for (const [k, v] of req.getVariablesMap().toObject()) out[k.split(":").pop()!] = v;
+    return out;
+}
+
+function interceptConfigure(hook: ConfigureHook): void {
+    const proto = grpc.Server.prototype as unknown as { addService(service: object, impl: Record<string, unknown>): void };
+    const addService = proto.addService;
+    proto.addService = function (service, impl) {
+        if (!("configure" in service) || typeof impl.configure !== "function") return addService.call(this, service, impl);
+        const original = impl.configure as (call: { request: never }, cb: (err: unknown, resp?: unknown) => void) => void;
+        const wrapped = Object.create(impl) as Record<string, unknown>;
+        wrapped.configure = (call: { request: never }, cb: (err: unknown, resp?: unknown) => void) => {
+            try {
+                hook(configureRequestValues(call.request));
+            } catch (e) {
+                return cb(e);
+            }
+            original.call(impl, call, cb);
+        };
+        return addService.call(this, service, wrapped);
+    };
+}
+
+export function serve(version: string, types: Record<string, ResourceType>, configure?: ConfigureHook): void {
+    if (configure) interceptConfigure(configure);
     const args = process.argv.slice(2);
     // Same argument rules as the SDK's parseArgs: the first bare argument is the engine address.
     const flagsWithValue = new Set(["--tracing"]);

@@ -1,0 +1,157 @@
+/**
+ * The DigitalOcean target with the real engine and onevm's digitalocean plugin, no real API:
+ * an offline preview of a prod-like stack (dummy token; the API endpoint is a recording
+ * stand-in that must see no request), then `up` and `destroy` against the in-memory DO API
+ * (test/do-api) with onevm:infrastructureOnly — a fake droplet has no sshd, so the VM layer
+ * is proven by the sandbox e2e tests, which run the same remote commands.
+ */
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { ConfigMap, EngineEvent } from "@pulumi/pulumi/automation";
+import { FakeDoApi, startFakeDoApi } from "../do-api/server";
+import { newStack, removeStack, ROOT, TestStack } from "./harness";
+
+jest.setTimeout(600_000);
+
+const NAME = "e2e-do";
+let api: FakeDoApi;
+let t: TestStack;
+
+const prodLike = (endpoint: string, token: string): ConfigMap => ({
+    "onevm:target": { value: "digitalocean" },
+    "onevm:region": { value: "fra1" },
+    "onevm:size": { value: "s-2vcpu-4gb" },
+    "onevm:image": { value: "ubuntu-24-04-x64" },
+    "onevm:sshAllowedCidrs": { value: JSON.stringify(["203.0.113.7/32"]) },
+    "onevm:reservedIp": { value: "true" },
+    "onevm:releaseId": { value: "v1" },
+    "onevm:images": { value: JSON.stringify({ "bot-api": "r.example/bot-api:v1", migrate: "r.example/migrate:v1", postgres: "r.example/postgres:17", redis: "r.example/redis:8" }) },
+    "onevm:telegramBotToken": { value: "tg-e2e", secret: true },
+    "onevm:operator": { value: "e2e" },
+    "digitalocean:token": { value: token, secret: true },
+    "digitalocean:apiEndpoint": { value: endpoint },
+});
+
+/** op and type of every resource step the engine reported. */
+function steps(events: EngineEvent[]): Array<{ op: string; type: string; name: string }> {
+    return events
+        .map((e) => e.resourcePreEvent?.metadata)
+        .filter((m): m is NonNullable<typeof m> => !!m)
+        .map((m) => ({ op: m.op, type: m.type, name: m.urn.split("::").pop()! }));
+}
+
+function cli(args: string[]): string {
+    return execFileSync(path.join(process.env.ONEVM_PULUMI_BIN ?? "", "pulumi"), [...args, "--stack", NAME, "--cwd", ROOT], {
+        env: { ...process.env, PULUMI_BACKEND_URL: `file://${t.backendDir}`, PULUMI_CONFIG_PASSPHRASE: "e2e-passphrase" },
+        encoding: "utf8",
+    });
+}
+
+beforeAll(async () => {
+    process.env.ONEVM_DO_POLL_INTERVAL = "0.2";
+    api = await startFakeDoApi({ bootPolls: 2 });
+});
+
+afterAll(async () => {
+    if (t) await removeStack(t);
+    await api?.close();
+});
+
+test("offline preview of a prod-like stack: droplet, SSH key, volume and firewall would be created, no API call", async () => {
+    t = await newStack(NAME, prodLike(api.url, "dummy-token-not-valid-anywhere"));
+    const events: EngineEvent[] = [];
+    const res = await t.stack.preview({ onEvent: (e) => events.push(e), onOutput: (o) => t.output.push(o) });
+    const creates = steps(events).filter((s) => s.op === "create").map((s) => s.type);
+    for (const type of ["Droplet", "SshKey", "Volume", "VolumeAttachment", "Firewall", "ReservedIp", "ReservedIpAssignment"]) {
+        expect(creates).toContain(`digitalocean:index/${type.charAt(0).toLowerCase() + type.slice(1)}:${type}`);
+    }
+    expect(creates).toContain("command:remote:Command");
+    expect(res.changeSummary.create).toBeGreaterThan(10);
+    expect(api.requests).toEqual([]);
+});
+
+describe("up and destroy against the in-memory DO API (infrastructure layer only)", () => {
+    beforeAll(async () => {
+        await t.stack.setAllConfig({ "digitalocean:token": { value: api.token, secret: true }, "onevm:infrastructureOnly": { value: "true" } });
+    });
+
+    test("up creates the droplet, key, volume, attachment, firewall and reserved IP through the API", async () => {
+        const res = await t.stack.up({ onOutput: (o) => t.output.push(o) });
+        expect(res.summary.result).toBe("succeeded");
+        expect(api.droplets.size).toBe(1);
+        const [d] = api.droplets.values();
+        expect(d).toMatchObject({ name: "bot", monitoring: true, size_slug: "s-2vcpu-4gb", status: "active" });
+        expect(d.user_data).toContain("ed25519_private");
+        const [v] = api.volumes.values();
+        expect(v.droplet_ids).toEqual([d.id]);
+        const [f] = api.firewalls.values();
+        expect(f.inbound_rules).toEqual([{ protocol: "tcp", ports: "22", sources: { addresses: ["203.0.113.7/32"] } }]);
+        const [ip] = api.reservedIps.values();
+        expect(ip.droplet.id).toBe(d.id);
+        expect(res.outputs.address.value).toBe(ip.ip);
+        expect(res.outputs.sshCommand.value).toBe(`ssh -p 22 deploy@${ip.ip}`);
+        expect(api.requests.every((r) => r.auth === `Bearer ${api.token}`)).toBe(true);
+        // The user data (it holds the host private key) is not in the state file in clear text.
+        const state = fs.readFileSync(path.join(t.backendDir, ".pulumi", "stacks", "onevm", `${NAME}.json`), "utf8");
+        expect(state).toContain("vm-droplet");
+        expect(state).not.toContain("PRIVATE KEY");
+    });
+
+    test("a second up changes nothing and makes no write call", async () => {
+        const before = api.requests.length;
+        const events: EngineEvent[] = [];
+        const res = await t.stack.up({ onEvent: (e) => events.push(e), onOutput: (o) => t.output.push(o) });
+        const changedSteps = events.map((e) => e.resourcePreEvent?.metadata).filter((m) => m && m.op !== "same" && m.op !== "read").map((m) => `${m!.op} ${m!.urn.split("::").pop()} ${m!.diffs?.join(",")}`);
+        expect(changedSteps).toEqual([]);
+        expect(res.summary.resourceChanges).not.toHaveProperty("update");
+        expect(res.summary.resourceChanges).not.toHaveProperty("replace");
+        expect(api.requests.slice(before).filter((r) => r.method !== "GET")).toEqual([]);
+    });
+
+    test("a user-data change: preview plans a replacement of the protected droplet and refuses it", async () => {
+        // A new login user changes the cloud-init text (and the unit, hence a new release ID).
+        await t.stack.setAllConfig({ "onevm:sshUser": { value: "deploy2" }, "onevm:releaseId": { value: "v2" } });
+        const out: string[] = [];
+        const err = await t.stack.preview({ diff: true, onOutput: (o) => out.push(o) }).then(
+            () => undefined,
+            (e: Error) => e,
+        );
+        const text = out.join("") + String(err ?? "");
+        t.output.push(text);
+        expect(err).toBeDefined();
+        expect(text).toMatch(/\+-digitalocean:index\/droplet:Droplet: \(replace\) 🔒/);
+        expect(text).toMatch(/unable to replace resource "urn:[^"]*vm-droplet"\s+as it is currently marked for protection/);
+        // The volume holding the data is not touched by it.
+        expect(text).not.toMatch(/digitalocean:index\/volume:Volume: \((update|replace)\)/);
+        expect(text).not.toContain("release v1 was deployed before");
+        await t.stack.removeConfig("onevm:sshUser");
+        await t.stack.setConfig("onevm:releaseId", { value: "v1" });
+    });
+
+    test("replacing on purpose: unprotect the droplet, up; the volume moves to the new droplet and stays", async () => {
+        const [oldId] = api.droplets.keys();
+        const [volumeId] = api.volumes.keys();
+        await t.stack.setAllConfig({ "onevm:sshUser": { value: "deploy2" }, "onevm:releaseId": { value: "v2" } });
+        const urn = JSON.parse(cli(["stack", "export"])).deployment.resources.find((r: { urn: string }) => r.urn.endsWith("::vm-droplet")).urn;
+        cli(["state", "unprotect", urn, "--yes"]);
+        const res = await t.stack.up({ onOutput: (o) => t.output.push(o) });
+        expect(res.summary.resourceChanges?.replace).toBeGreaterThanOrEqual(1);
+        expect([...api.droplets.keys()]).not.toContain(oldId);
+        const [newDroplet] = api.droplets.values();
+        expect(api.volumes.get(volumeId)!.droplet_ids).toEqual([newDroplet.id]);
+        expect(newDroplet.user_data).toContain("name: deploy2");
+        // The program protects the new droplet again.
+        const again = JSON.parse(cli(["stack", "export"])).deployment.resources.find((r: { urn: string }) => r.urn.endsWith("::vm-droplet"));
+        expect(again.protect).toBe(true);
+    });
+
+    test("destroy is refused while droplet, volume and IP are protected; after unprotect it removes everything", async () => {
+        await expect(t.stack.destroy({ onOutput: (o) => t.output.push(o) })).rejects.toThrow(/protect/i);
+        expect(api.droplets.size).toBe(1);
+        cli(["state", "unprotect", "--all", "--yes"]);
+        const res = await t.stack.destroy({ onOutput: (o) => t.output.push(o) });
+        expect(res.summary.result).toBe("succeeded");
+        expect([api.droplets.size, api.volumes.size, api.firewalls.size, api.keys.size, api.reservedIps.size]).toEqual([0, 0, 0, 0, 0]);
+    });
+});

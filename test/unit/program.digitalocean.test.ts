@@ -1,0 +1,128 @@
+/**
+ * The program with `target: digitalocean` under Pulumi mocks: the inputs it sends for the
+ * droplet, keys, volume, firewall and reserved IP, read from the registration requests.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { parse } from "yaml";
+
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const isSecret = (v: any) => v && typeof v === "object" && v[SECRET_SIG] !== undefined;
+const reveal = (v: any) => (isSecret(v) ? v.value : v);
+
+interface Registration { type: string; name: string; object: Record<string, any>; dependencies: string[]; urn?: string; protect: boolean; deleteBeforeReplace: boolean }
+const registrations: Registration[] = [];
+
+beforeAll(async () => {
+    await pulumi.runtime.setMocks(
+        {
+            newResource: (args) => {
+                const extra: Record<string, object> = {
+                    "tls:index/privateKey:PrivateKey": { publicKeyOpenssh: `ssh-ed25519 AAAA${args.name}\n`, privateKeyOpenssh: `PRIVATE-${args.name}` },
+                    "digitalocean:index/droplet:Droplet": { ipv4Address: "203.0.113.50" },
+                    "digitalocean:index/reservedIp:ReservedIp": { ipAddress: "198.51.100.7" },
+                    "random:index/randomPassword:RandomPassword": { result: "generated-db-pw" },
+                    "pulumi:pulumi:StackReference": { outputs: {} },
+                };
+                const id = args.type.startsWith("digitalocean:index/droplet") ? "4242" : `${args.name}-id`;
+                return { id, state: { ...args.inputs, ...extra[args.type] } };
+            },
+            call: () => ({}),
+        },
+        "onevm",
+        "prod",
+        false,
+        "organization",
+    );
+    const monitor = pulumi.runtime.getMonitor() as any;
+    const register = monitor.registerResource.bind(monitor);
+    monitor.registerResource = (req: any, cb: any) => {
+        const entry: Registration = {
+            type: req.getType(),
+            name: req.getName(),
+            object: req.getObject()?.toJavaScript() ?? {},
+            dependencies: req.getDependenciesList(),
+            protect: req.getProtect(),
+            deleteBeforeReplace: req.getDeletebeforereplace(),
+        };
+        registrations.push(entry);
+        return register(req, (err: any, resp: any) => {
+            entry.urn = resp?.getUrn();
+            cb(err, resp);
+        });
+    };
+    pulumi.runtime.setAllConfig(
+        {
+            "onevm:target": "digitalocean",
+            "onevm:region": "ams3",
+            "onevm:size": "s-2vcpu-4gb",
+            "onevm:sshAllowedCidrs": JSON.stringify(["203.0.113.7/32", "2001:db8::/48"]),
+            "onevm:tags": JSON.stringify(["onevm", "prod"]),
+            "onevm:reservedIp": "true",
+            "onevm:releaseId": "v1",
+            "onevm:images": JSON.stringify({ "bot-api": "r/bot-api:v1", migrate: "r/migrate:v1", postgres: "r/postgres:17", redis: "r/redis:8" }),
+            "onevm:telegramBotToken": "tg",
+            "onevm:operator": "tester",
+        },
+        ["onevm:telegramBotToken"],
+    );
+    await import("../../index");
+    await new Promise((r) => setTimeout(r, 500));
+});
+
+const byType = (type: string) => registrations.filter((r) => r.type === `digitalocean:index/${type}`);
+const one = (type: string) => {
+    const all = byType(type);
+    expect(all).toHaveLength(1);
+    return all[0];
+};
+
+test("the droplet: image, size, region, tags, monitoring, the SSH key, protected", () => {
+    const d = one("droplet:Droplet");
+    expect(d.object).toMatchObject({ name: "bot", image: "ubuntu-24-04-x64", size: "s-2vcpu-4gb", region: "ams3", tags: ["onevm", "prod"], monitoring: true, sshKeys: ["vm-ssh-key-id"] });
+    expect(d.protect).toBe(true);
+    expect(one("sshKey:SshKey").object).toMatchObject({ name: "bot-deploy", publicKey: "ssh-ed25519 AAAAvm-deploy-key\n" });
+});
+
+test("user data is secret and pins the generated host key, creates deploy, mounts the volume", () => {
+    const ud = one("droplet:Droplet").object.userData;
+    expect(isSecret(ud)).toBe(true);
+    const doc = parse(reveal(ud));
+    expect(doc.ssh_keys).toEqual({ ed25519_private: "PRIVATE-vm-host-key", ed25519_public: "ssh-ed25519 AAAAvm-host-key" });
+    expect(doc.users[1]).toMatchObject({ name: "deploy", ssh_authorized_keys: ["ssh-ed25519 AAAAvm-deploy-key"] });
+    expect(doc.write_files[0].content).toContain("scsi-0DO_Volume_bot-data");
+});
+
+test("the volume is protected and attached (detached first on replacement)", () => {
+    const v = one("volume:Volume");
+    expect(v.object).toMatchObject({ name: "bot-data", region: "ams3", size: 20, initialFilesystemType: "ext4" });
+    expect(v.protect).toBe(true);
+    const a = one("volumeAttachment:VolumeAttachment");
+    expect(a.object).toEqual({ dropletId: 4242, volumeId: "vm-data-id" });
+    expect(a.deleteBeforeReplace).toBe(true);
+});
+
+test("the firewall: 22 from the configured CIDRs only, no 80/443 without TLS, never 8080/5432/6379; outbound open", () => {
+    const f = one("firewall:Firewall").object;
+    expect(f.dropletIds).toEqual([4242]);
+    expect(f.inboundRules).toEqual([{ protocol: "tcp", portRange: "22", sourceAddresses: ["203.0.113.7/32", "2001:db8::/48"] }]);
+    expect(f.outboundRules.every((r: any) => r.destinationAddresses.includes("0.0.0.0/0"))).toBe(true);
+});
+
+test("the reserved IP is assigned and is the address every remote command uses", () => {
+    expect(one("reservedIp:ReservedIp").object).toEqual({ region: "ams3" });
+    expect(one("reservedIpAssignment:ReservedIpAssignment").object).toEqual({ ipAddress: "198.51.100.7", dropletId: 4242 });
+    const commands = registrations.filter((r) => r.type === "command:remote:Command");
+    expect(commands.length).toBeGreaterThan(0);
+    for (const c of commands) {
+        expect(reveal(c.object.connection)).toMatchObject({ host: "198.51.100.7", port: 22, user: "deploy", hostKey: "ssh-ed25519 AAAAvm-host-key", privateKey: "PRIVATE-vm-deploy-key" });
+    }
+});
+
+test("remote commands wait for cloud-init and for the volume; compose keeps pgdata on the volume", () => {
+    // The first remote command (the directory set-up) waits; everything else depends on it.
+    expect(registrations.find((r) => r.name === "host-dirs")!.object.create).toContain("cloud-init status --wait");
+    const attachmentUrn = one("volumeAttachment:VolumeAttachment").urn!;
+    expect(registrations.find((r) => r.name === "host")!.dependencies).toContain(attachmentUrn);
+    const activate = registrations.find((r) => r.name === "release-activate")!;
+    expect(parse(activate.object.triggers[1]).volumes.pgdata.driver_opts).toEqual({ type: "none", o: "bind", device: "/mnt/bot-data/postgres" });
+});
