@@ -11,6 +11,7 @@ import { NAMESPACE, parseConfig } from "./lib/config";
 import { decideRelease, ReleaseIdReusedError } from "./lib/releaseGuard";
 import { cronName, renderBackupCron } from "./lib/render/cron";
 import { databaseUrl, renderEnv } from "./lib/render/env";
+import { vmPaths } from "./lib/render/paths";
 import { unitName, renderUnit } from "./lib/render/unit";
 import { BackupCron } from "./components/backupCron";
 import { ExistingHost } from "./components/existingHost";
@@ -18,6 +19,7 @@ import { HostSetup } from "./components/hostSetup";
 import { Release } from "./components/release";
 import { SecretsFile } from "./components/secretsFile";
 import { SystemdUnit } from "./components/systemdUnit";
+import { TlsIngress } from "./components/tlsIngress";
 
 // Raw values, secrets included, are read synchronously so every rule is checked before
 // any resource is registered; secret values are re-wrapped with pulumi.secret below.
@@ -37,7 +39,10 @@ const bundle = releaseBundle({
     images: cfg.images,
     envKeys,
     appEnvKeys,
+    proxy: cfg.tls ? { image: cfg.tls.proxyImage, configDir: vmPaths(cfg.app).tls } : undefined,
 });
+// Every image the release runs, the proxy's included (archive transport uploads each).
+const allImages: Record<string, string> = cfg.tls ? { ...cfg.images, proxy: cfg.tls.proxyImage } : cfg.images;
 
 // This stack's own previous outputs tell whether this is a new release, a re-run or a
 // rollback, and which content each release ID had. A refusal here stops every remote
@@ -101,6 +106,15 @@ const setup = new HostSetup("host", {
 
 const secrets = new SecretsFile("secrets", { connection: vm.connection, app: cfg.app, envText }, { dependsOn: [setup.ready] });
 
+// The proxy's files must be on the VM before a release with the proxy starts.
+const tlsIngress = cfg.tls
+    ? new TlsIngress(
+          "tls",
+          { connection: vm.connection, app: cfg.app, mode: cfg.tls.mode, address: cfg.host.address, domain: cfg.tls.domain, email: cfg.tls.email },
+          { dependsOn: [setup.ready] },
+      )
+    : undefined;
+
 const release = new Release(
     "release",
     {
@@ -116,10 +130,10 @@ const release = new Release(
         composeText: bundle.composeText,
         bundle: bundle.base64,
         bundleHash: bundle.hash,
-        imageArchives: cfg.imageTransport === "archive" ? imageArchivePaths(cfg.images, cfg.imageArchiveDir) : [],
+        imageArchives: cfg.imageTransport === "archive" ? imageArchivePaths(allImages, cfg.imageArchiveDir) : [],
         envHash: envText.apply(sha256),
     },
-    { dependsOn: [setup.ready, secrets.written] },
+    { dependsOn: [setup.ready, secrets.written, ...(tlsIngress ? [tlsIngress.installed] : [])] },
 );
 
 new SystemdUnit(
@@ -151,6 +165,9 @@ export const previousReleaseId = decision.apply((d) => d.previousReleaseId ?? ""
 export const releases = decision.releases;
 export const releaseContentHash = bundle.hash;
 export const images = cfg.images;
-export const imageArchives = cfg.imageTransport === "archive" ? [...new Set(Object.values(cfg.images))].map(archiveName) : [];
+export const imageArchives = cfg.imageTransport === "archive" ? [...new Set(Object.values(allImages))].map(archiveName) : [];
 export const sshCommand = `ssh -p ${cfg.host.port} ${cfg.host.user}@${cfg.host.address}`;
 export const healthCheck = `${sshCommand} curl -fsS http://127.0.0.1:8080/health`;
+// TLS ingress: the CA certificate clients trust (certificate mode; "" otherwise) and the public URL.
+export const tlsCaCertificate = tlsIngress ? tlsIngress.caCertPem : "";
+export const httpsUrl = cfg.tls ? `https://${cfg.tls.domain ?? cfg.host.address}/` : "";
