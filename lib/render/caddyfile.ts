@@ -48,8 +48,9 @@ function proxyBlock(o: CaddyfileOptions): string[] {
         "\t\thealth_interval 1s",
         "\t\thealth_timeout 2s",
         "\t\thealth_status 200",
-        // Passive: a refused dial marks the upstream down at once for 5 s.
-        "\t\tfail_duration 5s",
+        // Passive: a refused dial marks the upstream down for 1 s (short: with one
+        // upstream a longer memory only delays its comeback; measured 5 s -> 1 s saved ~1.5 s).
+        "\t\tfail_duration 1s",
         // No healthy upstream (app restarting): hold the request and retry, do not fail it.
         "\t\tlb_policy first",
         "\t\tlb_try_duration 30s",
@@ -63,7 +64,8 @@ function globalBlock(lines: string[]): string[] {
 }
 
 export function renderCaddyfile(o: CaddyfileOptions): string {
-    const head = ["# Rendered by onevm. Do not edit on the VM: `pulumi up` replaces it.", ""];
+    // Exactly `caddy fmt`'s layout, so Caddy logs no "not formatted" warning at each load.
+    const head = ["# Rendered by onevm. Do not edit on the VM: `pulumi up` replaces it."];
     if (o.mode === "acme") {
         if (!o.domain) throw new Error("acme mode needs a domain");
         const global = globalBlock([

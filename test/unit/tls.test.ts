@@ -13,7 +13,6 @@ describe("Caddyfile", () => {
         expect(renderCaddyfile({ mode: "certificate", defaultSni: "203.0.113.10" })).toBe(
             [
                 "# Rendered by onevm. Do not edit on the VM: `pulumi up` replaces it.",
-                "",
                 "{",
                 "\tadmin localhost:2019",
                 "\tauto_https off",
@@ -31,7 +30,7 @@ describe("Caddyfile", () => {
                 "\t\thealth_interval 1s",
                 "\t\thealth_timeout 2s",
                 "\t\thealth_status 200",
-                "\t\tfail_duration 5s",
+                "\t\tfail_duration 1s",
                 "\t\tlb_policy first",
                 "\t\tlb_try_duration 30s",
                 "\t\tlb_try_interval 250ms",
