@@ -12,6 +12,7 @@ import { decideRelease, ReleaseIdReusedError } from "./lib/releaseGuard";
 import { alterRolePasswordSql, scramSha256Verifier } from "./lib/scram";
 import { cronName, renderBackupCron } from "./lib/render/cron";
 import { databaseUrl, renderEnv } from "./lib/render/env";
+import { vmPaths } from "./lib/render/paths";
 import { unitName, renderUnit } from "./lib/render/unit";
 import { checkPolicy, PolicyError } from "./lib/policy";
 import { pgDataDir } from "./lib/render/cloudInit";
@@ -25,6 +26,7 @@ import { HostSetup } from "./components/hostSetup";
 import { Release } from "./components/release";
 import { SecretsFile } from "./components/secretsFile";
 import { SystemdUnit } from "./components/systemdUnit";
+import { TlsIngress } from "./components/tlsIngress";
 
 // Raw values, secrets included, are read synchronously so every rule is checked before
 // any resource is registered; secret values are re-wrapped with pulumi.secret below.
@@ -45,7 +47,10 @@ const bundle = releaseBundle({
     appEnvKeys,
     // On a droplet PostgreSQL's data lives on the DigitalOcean volume, which outlives it.
     dataDir: droplet ? pgDataDir(cfg.app) : undefined,
+    proxy: cfg.tls ? { image: cfg.tls.proxyImage, configDir: vmPaths(cfg.app).tls } : undefined,
 });
+// The proxy's image travels with the app's (loaded or pulled by the activation).
+const allImages: Record<string, string> = cfg.tls ? { ...cfg.images, proxy: cfg.tls.proxyImage } : cfg.images;
 
 // Nothing is registered when the firewall or the compose file would expose an internal port.
 const rules = droplet ? firewallRules(droplet) : undefined;
@@ -109,8 +114,9 @@ export const address: pulumi.Input<string> = droplet ? vm.address : cfg.host!.ad
 export const sshCommand = pulumi.interpolate`ssh -p ${cfg.host?.port ?? 22} ${user}@${address}`;
 export const healthCheck = pulumi.interpolate`${sshCommand} curl -fsS http://127.0.0.1:8080/health`;
 export const images = cfg.images;
-export const imageArchives = cfg.imageTransport === "archive" ? [...new Set(Object.values(cfg.images))].map(archiveName) : [];
+export const imageArchives = cfg.imageTransport === "archive" ? [...new Set(Object.values(allImages))].map(archiveName) : [];
 
+let tlsCaCertificate: pulumi.Output<string> | undefined;
 let releaseOutputs: Record<"releaseId" | "previousReleaseId" | "releases" | "releaseContentHash", pulumi.Output<unknown> | undefined> = {
     releaseId: undefined,
     previousReleaseId: undefined,
@@ -152,6 +158,16 @@ function deployOnVm(): pulumi.Output<string> {
         cloudInitTimeoutSeconds: droplet ? 900 : undefined,
     }, { dependsOn: ready });
 
+    // The proxy's files must be on the VM before a release with the proxy starts.
+    const tls = cfg.tls
+        ? new TlsIngress(
+              "tls",
+              { connection: vm.connection, app: cfg.app, mode: cfg.tls.mode, address, domain: cfg.tls.domain, email: cfg.tls.email },
+              { dependsOn: [setup.ready] },
+          )
+        : undefined;
+    tlsCaCertificate = tls?.caCertPem;
+
     const secrets = new SecretsFile(
         "secrets",
         {
@@ -180,10 +196,10 @@ function deployOnVm(): pulumi.Output<string> {
             composeText: bundle.composeText,
             bundle: bundle.base64,
             bundleHash: bundle.hash,
-            imageArchives: cfg.imageTransport === "archive" ? imageArchivePaths(cfg.images, cfg.imageArchiveDir) : [],
+            imageArchives: cfg.imageTransport === "archive" ? imageArchivePaths(allImages, cfg.imageArchiveDir) : [],
             envHash: envText.apply(sha256),
         },
-        { dependsOn: [setup.ready, secrets.written] },
+        { dependsOn: [setup.ready, secrets.written, ...(tls ? [tls.installed] : [])] },
     );
 
     new SystemdUnit(
@@ -224,3 +240,6 @@ if (!droplet?.infrastructureOnly) {
     };
 }
 export const { releaseId, previousReleaseId, releases, releaseContentHash } = releaseOutputs;
+// The CA clients trust (certificate mode), and where the app answers publicly.
+export { tlsCaCertificate };
+export const httpsUrl = cfg.tls ? pulumi.interpolate`https://${cfg.tls.domain ?? address}/` : "";

@@ -6,7 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { BundleFile, contentHash, tarball } from "./bundle";
 import { Images } from "./config";
-import { renderCompose } from "./render/compose";
+import { ProxyOptions, renderCompose } from "./render/compose";
 import { renderEnvExample } from "./render/env";
 import { renderUnit, unitName } from "./render/unit";
 
@@ -43,6 +43,8 @@ export interface ReleaseBundleOptions {
     appEnvKeys: string[];
     /** Host directory for PostgreSQL data (see renderCompose). */
     dataDir?: string;
+    /** The TLS ingress proxy service, when on. */
+    proxy?: ProxyOptions;
 }
 
 export interface ReleaseBundle extends Archive {
@@ -55,20 +57,29 @@ export interface ReleaseBundle extends Archive {
  * with different images or topology is detected on the VM and refused.
  */
 export function releaseBundle(o: ReleaseBundleOptions): ReleaseBundle {
-    const composeText = renderCompose({ app: o.app, releaseId: o.releaseId, images: o.images, appEnvKeys: o.appEnvKeys, dataDir: o.dataDir });
+    const composeText = renderCompose({
+        app: o.app,
+        releaseId: o.releaseId,
+        images: o.images,
+        appEnvKeys: o.appEnvKeys,
+        dataDir: o.dataDir,
+        proxy: o.proxy,
+    });
+    // activate.sh loads/pulls every image release.json names: the proxy's too.
+    const images: Record<string, string> = o.proxy ? { ...o.images, proxy: o.proxy.image } : o.images;
     const files: BundleFile[] = [
         { path: "compose.yaml", content: composeText },
         { path: ".env.example", content: renderEnvExample(o.envKeys) },
         { path: `systemd/${unitName(o.app)}`, content: renderUnit(o.app, o.user) },
     ];
     const hash = contentHash(files);
-    const releaseJson = `${JSON.stringify({ release_id: o.releaseId, app: o.app, images: o.images, content_hash: hash }, null, 2)}\n`;
+    const releaseJson = `${JSON.stringify({ release_id: o.releaseId, app: o.app, images, content_hash: hash }, null, 2)}\n`;
     const bundle = archive([...files, { path: "release.json", content: releaseJson }]);
     return { ...bundle, hash, composeText };
 }
 
 /** `docker save` archives for archive transport: <dir>/<service>_<tag>.tar, which must exist. */
-export function imageArchivePaths(images: Images, dir: string): string[] {
+export function imageArchivePaths(images: Record<string, string>, dir: string): string[] {
     return [...new Set(Object.values(images))].map((ref) => {
         const file = path.resolve(dir, `${archiveName(ref)}.tar`);
         if (!fs.existsSync(file)) {

@@ -4,6 +4,7 @@
  * throws one ConfigError listing every problem — before any resource is registered, so
  * `pulumi preview` shows it and nothing on a VM changes.
  */
+import { TLS_MODES, TlsMode } from "./render/caddyfile";
 import * as v from "./validate";
 
 export const NAMESPACE = "onevm";
@@ -34,6 +35,7 @@ export interface DigitalOceanConfig {
     reservedIp: boolean;
     /** Operator's own deploy public key; a key is generated when absent. */
     deployPublicKey?: string;
+    /** Same as OnevmConfig.tls !== undefined: the cloud firewall opens 80/443 for it. */
     tlsIngress: boolean;
     /** Login user cloud-init creates (sshUser). */
     user: string;
@@ -41,11 +43,23 @@ export interface DigitalOceanConfig {
     infrastructureOnly: boolean;
 }
 
+/** The TLS ingress proxy (both targets); absent when onevm:tlsIngress is false. */
+export interface TlsConfig {
+    mode: TlsMode;
+    /** acme: the domain to certify (required). certificate: an extra DNS name in the certificate. */
+    domain?: string;
+    /** acme: the ACME account e-mail. */
+    email?: string;
+    /** The proxy image. */
+    proxyImage: string;
+}
+
 export interface OnevmConfig {
     app: string;
     target: (typeof TARGETS)[number];
     host?: ExistingHostConfig;
     digitalocean?: DigitalOceanConfig;
+    tls?: TlsConfig;
     releaseId: string;
     images: Images;
     imageTransport: (typeof IMAGE_TRANSPORTS)[number];
@@ -99,8 +113,12 @@ export const CONFIG_KEYS: Record<string, string> = {
     volumeSizeGb: "digitalocean: size of the volume holding PostgreSQL data. Default 20.",
     reservedIp: "digitalocean: attach a reserved IP that survives droplet replacement. Default false.",
     deployPublicKey: "digitalocean: your own deploy public key; generated with @pulumi/tls when unset.",
-    tlsIngress: "Open 80/443 and run the TLS reverse proxy. Default false.",
     infrastructureOnly: "digitalocean: create the droplet, volume, keys and firewall but run nothing on the VM. Default false.",
+    tlsIngress: "Run the TLS reverse proxy (Caddy) on 80/443, the only public ports besides SSH; bot-api stays on 127.0.0.1:8080. Both targets. Default false.",
+    tlsMode: "tlsIngress: `acme` (Caddy obtains and renews a certificate for tlsDomain; needs public DNS and ports 80/443) or `certificate` (a CA and server certificate made with @pulumi/tls; output `tlsCaCertificate` is the CA clients trust). Default `certificate`.",
+    tlsDomain: "tlsIngress: the domain clients use. Required for acme; for certificate an extra DNS name in the certificate (the host address is always in it).",
+    tlsEmail: "tlsIngress, acme: the ACME account e-mail (expiry notices). Optional.",
+    tlsProxyImage: "tlsIngress: the proxy image (Caddy 2.6+ reading /etc/caddy/Caddyfile as uid 480). Default `onevm/caddy:2` (app/images/caddy).",
     releaseId: "The release to run (required). Changing it deploys; setting an earlier one rolls back.",
     images: "Object of image references for bot-api, migrate, postgres, redis (tags or digests required).",
     imageTransport: "`registry` (the VM pulls) or `archive` (onevm uploads `docker save` archives). Default `registry`.",
@@ -251,12 +269,28 @@ export function parseConfig(read: ConfigReader, defaults: { operator?: string } 
             volumeSizeGb: r.int("volumeSizeGb", 20, v.intBetween(1, 16384)),
             reservedIp: r.bool("reservedIp", false),
             deployPublicKey: r.str("deployPublicKey", { rule: v.sshPublicKey }),
-            tlsIngress: r.bool("tlsIngress", false),
+            tlsIngress: false,
             user: sshUser,
             infrastructureOnly: r.bool("infrastructureOnly", false),
         };
         if (digitalocean.deployPublicKey && !sshPrivateKey) {
             p.push(`${NAMESPACE}:sshPrivateKey is required with ${NAMESPACE}:deployPublicKey: set it with \`pulumi config set --secret ${NAMESPACE}:sshPrivateKey < key\``);
+        }
+    }
+
+    const tlsIngress = r.bool("tlsIngress", false);
+    let tls: TlsConfig | undefined;
+    if (tlsIngress) {
+        const mode = r.str("tlsMode", { def: "certificate", rule: v.oneOf(TLS_MODES) }) as TlsMode;
+        const domain = r.str("tlsDomain", { rule: v.dnsName, required: mode === "acme" });
+        tls = {
+            mode,
+            domain,
+            email: r.str("tlsEmail", { rule: v.email }),
+            proxyImage: r.str("tlsProxyImage", { def: "onevm/caddy:2", rule: v.imageRef })!,
+        };
+        if (digitalocean) {
+            digitalocean.tlsIngress = true;
         }
     }
 
@@ -290,6 +324,7 @@ export function parseConfig(read: ConfigReader, defaults: { operator?: string } 
         target,
         host,
         digitalocean,
+        tls,
         releaseId,
         images,
         imageTransport,

@@ -115,3 +115,16 @@ export function installUnitCommand(app: string, unit: string): string {
 export function installCronCommand(app: string, cron: string): string {
     return script(app, "install-cron.sh", ["--name", cron], true);
 }
+
+/** The uid of the proxy image's user (app/images/caddy): owner of the TLS key on the VM. */
+export const PROXY_UID = 480;
+
+/** Installs shared/tls (Caddyfile, cert, key) from a base64 tar.gz on stdin; reloads a running proxy. */
+export function installTlsCommand(app: string): string {
+    return script(app, "install-tls.sh", ["--app-dir", vmPaths(app).root, "--proxy-uid", PROXY_UID], true);
+}
+
+/** Removes shared/tls when TLS ingress is turned off (uninstall.sh removes it on destroy). */
+export function removeTlsCommand(app: string): string {
+    return `sudo -n rm -rf -- ${vmPaths(app).tls}`;
+}

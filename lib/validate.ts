@@ -29,6 +29,15 @@ export const hostName: Rule<string> = (v) =>
         ? undefined
         : "must be a DNS name or an IPv4 address";
 
+/** A DNS name with at least one dot and a letter in its last label (no IP address, no wildcard). */
+export const dnsName: Rule<string> = (v) =>
+    v.length <= 253 && /^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(v)
+        ? undefined
+        : "must be a DNS name such as bot.example.com (no IP address, scheme, port or wildcard)";
+
+export const email: Rule<string> = (v) =>
+    /^[^\s@"'`;{}]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$/.test(v) ? undefined : "must be an e-mail address such as ops@example.com";
+
 export const port: Rule<number> = (v) =>
     Number.isInteger(v) && v >= 1 && v <= 65535 ? undefined : "must be an integer port between 1 and 65535";
 

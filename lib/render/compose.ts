@@ -19,6 +19,39 @@ export interface ComposeOptions {
      * into the `pgdata` volume so the data outlives the droplet. Unset: a Docker-managed volume.
      */
     dataDir?: string;
+    /** The TLS ingress proxy; absent when TLS ingress is off (the file is then unchanged). */
+    proxy?: ProxyOptions;
+}
+
+export interface ProxyOptions {
+    /** The Caddy image (onevm/caddy:2 by default, see app/images/caddy). */
+    image: string;
+    /** VM directory holding Caddyfile, cert.pem and key.pem (/opt/<app>/shared/tls). */
+    configDir: string;
+}
+
+/**
+ * The only service published on every interface: 80 and 443. Its config directory is
+ * mounted read-only (the key inside is mode 600, owned by the image's uid 480); ACME
+ * state lives in the `caddy_data` volume so certificates survive releases. It depends on
+ * nothing: an app restart never restarts the proxy, which holds requests meanwhile.
+ */
+function proxyService(p: ProxyOptions) {
+    return {
+        image: p.image,
+        logging: LOGGING,
+        restart: "unless-stopped",
+        ports: ["0.0.0.0:80:80", "0.0.0.0:443:443"],
+        volumes: [`${p.configDir}:/etc/caddy:ro`, "caddy_data:/data"],
+        healthcheck: {
+            test: ["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:2019/config/"],
+            interval: "5s",
+            timeout: "3s",
+            retries: 5,
+            start_period: "5s",
+        },
+        deploy: limits("256m", "0.5", "32m"),
+    };
 }
 
 const LOGGING = { driver: "json-file", options: { "max-size": "10m", "max-file": "3" } };
@@ -106,9 +139,11 @@ export function renderCompose(o: ComposeOptions): string {
                 },
                 deploy: limits("512m", "0.5", "128m"),
             },
+            ...(o.proxy ? { proxy: proxyService(o.proxy) } : {}),
         },
         volumes: {
             pgdata: o.dataDir ? { driver: "local", driver_opts: { type: "none", o: "bind", device: o.dataDir } } : {},
+            ...(o.proxy ? { caddy_data: {} } : {}),
         },
     };
     return `# Rendered by onevm for release ${o.releaseId}. Do not edit on the VM.\n${stringify(doc, { lineWidth: 0 })}`;

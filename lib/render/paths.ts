@@ -11,6 +11,7 @@ export function vmPaths(app: string) {
         releases: `${root}/releases`,
         current: `${root}/current`,
         env: `${root}/shared/.env`,
+        tls: `${root}/shared/tls`,
         backups: `${root}/backups`,
         images: `${root}/images`,
         state: `${root}/state`,

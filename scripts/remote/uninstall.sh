@@ -265,6 +265,7 @@ main() {
   remove_path "$APP_DIR/images"
   remove_path "$APP_DIR/shared/.env"
   for n in "$APP_DIR"/shared/.env.tmp-*; do remove_path "$n"; done
+  remove_path "$APP_DIR/shared/tls"
   remove_path "$APP_DIR/state/activation-in-progress"
   remove_path "$APP_DIR/state/previous"
   remove_path "$APP_DIR/state/applied"
@@ -280,7 +281,7 @@ main() {
     printf '  %s/state/history.jsonl and state/incidents/  the deployment audit trail\n' "$APP_DIR"
     printf '  %s/logs/  script logs\n' "$APP_DIR"
     printf '  docker images  may be shared with other projects; remove with docker image prune\n'
-    printf 'Removed: unit %s, cron %s, containers and networks, releases/, current, bin/, tools/, images/, shared/.env (secrets)\n' \
+    printf 'Removed: unit %s, cron %s, containers and networks, releases/, current, bin/, tools/, images/, shared/.env and shared/tls/ (secrets)\n' \
       "${unit:-(none given)}" "${cron:-(none given)}"
   }
   log INFO "uninstall of $app complete (kept backups/, volumes ${vols:-none}, state history, logs)"

@@ -14,6 +14,8 @@ export const IMAGE_DIR = path.join(ROOT, "build", "images");
 
 export interface Sandbox {
     name: string;
+    /** The sandbox's docker container (the "VM"). */
+    container: string;
     host: string;
     port: number;
     user: string;
@@ -69,9 +71,12 @@ export function ssh(vm: Sandbox, command: string, opts: { input?: string; allowF
     return result;
 }
 
-/** Builds the sample app's releases and saves them as archives for `archive` transport. */
-export function buildImages(releases: string[]): Record<string, Record<string, string>> {
-    const out = run("bash", ["scripts/build-images.sh", ...releases.flatMap((r) => ["--release", r]), "--save", IMAGE_DIR], {
+/**
+ * Builds the sample app's releases and saves them as archives for `archive` transport;
+ * `proxy` also builds and saves the TLS ingress proxy image onevm/caddy:2.
+ */
+export function buildImages(releases: string[], opts: { proxy?: boolean } = {}): Record<string, Record<string, string>> {
+    const out = run("bash", ["scripts/build-images.sh", ...releases.flatMap((r) => ["--release", r]), ...(opts.proxy ? ["--proxy"] : []), "--save", IMAGE_DIR], {
         timeoutMs: 1_800_000,
     });
     return parseImageRefs(out, releases);

@@ -1,0 +1,151 @@
+/** TLS ingress: the Caddyfile's text, the compose proxy service, and the tls config rules. */
+import { parse } from "yaml";
+import { ConfigError, parseConfig } from "../../lib/config";
+import { renderCaddyfile } from "../../lib/render/caddyfile";
+import { renderCompose } from "../../lib/render/compose";
+import { installTlsCommand, removeTlsCommand } from "../../lib/remote";
+import { certificateNames } from "../../components/tlsIngress";
+
+const images = { "bot-api": "onevm/bot-api:v1", migrate: "onevm/migrate:v1", postgres: "onevm/postgres:17", redis: "onevm/redis:8" };
+
+describe("Caddyfile", () => {
+    test("certificate mode: onevm's cert and key, no ACME, port 80 only redirects", () => {
+        expect(renderCaddyfile({ mode: "certificate", defaultSni: "203.0.113.10" })).toBe(
+            [
+                "# Rendered by onevm. Do not edit on the VM: `pulumi up` replaces it.",
+                "{",
+                "\tadmin localhost:2019",
+                "\tauto_https off",
+                "\tdefault_sni 203.0.113.10",
+                "}",
+                "",
+                ":80 {",
+                "\tredir https://{host}{uri} 308",
+                "}",
+                "",
+                ":443 {",
+                "\ttls /etc/caddy/cert.pem /etc/caddy/key.pem",
+                "\treverse_proxy bot-api:8080 {",
+                "\t\thealth_uri /health",
+                "\t\thealth_interval 1s",
+                "\t\thealth_timeout 2s",
+                "\t\thealth_status 200",
+                "\t\tfail_duration 1s",
+                "\t\tlb_policy first",
+                "\t\tlb_try_duration 30s",
+                "\t\tlb_try_interval 250ms",
+                "\t}",
+                "}",
+                "",
+            ].join("\n"),
+        );
+    });
+
+    test("acme mode: the domain as site address (Caddy certifies it and answers ACME on 80), e-mail global", () => {
+        const text = renderCaddyfile({ mode: "acme", domain: "bot.example.com", email: "ops@example.com" });
+        expect(text).toContain("{\n\tadmin localhost:2019\n\temail ops@example.com\n}\n");
+        expect(text).toContain("\nbot.example.com {\n\treverse_proxy bot-api:8080 {\n\t\thealth_uri /health\n");
+        expect(text).not.toMatch(/auto_https|tls \/etc|:80 \{/);
+        expect(renderCaddyfile({ mode: "acme", domain: "bot.example.com" })).not.toContain("email");
+        expect(() => renderCaddyfile({ mode: "acme" })).toThrow(/needs a domain/);
+    });
+
+    test("several upstreams (issue 7's blue/green slots) are listed in order, first healthy wins", () => {
+        const text = renderCaddyfile({ mode: "certificate", upstreams: ["bot-api-green:8080", "bot-api-blue:8080"] });
+        expect(text).toContain("\treverse_proxy bot-api-green:8080 bot-api-blue:8080 {\n");
+        expect(text).toContain("\t\tlb_policy first\n");
+        expect(text).not.toContain("default_sni");
+    });
+});
+
+describe("compose proxy service", () => {
+    const off = renderCompose({ app: "bot", releaseId: "v1", images });
+    const text = renderCompose({ app: "bot", releaseId: "v1", images, proxy: { image: "onevm/caddy:2", configDir: "/opt/bot/shared/tls" } });
+    const doc = parse(text);
+
+    test("TLS off: no proxy, no caddy volume", () => {
+        expect(parse(off).services.proxy).toBeUndefined();
+        expect(Object.keys(parse(off).volumes)).toEqual(["pgdata"]);
+    });
+
+    test("80 and 443 are the only ports published beyond loopback; bot-api stays on 127.0.0.1:8080", () => {
+        const published = Object.entries(doc.services).flatMap(([name, s]: [string, any]) => (s.ports ?? []).map((p: string) => `${name} ${p}`));
+        expect(published.sort()).toEqual(["bot-api 127.0.0.1:8080:8080", "proxy 0.0.0.0:443:443", "proxy 0.0.0.0:80:80"]);
+    });
+
+    test("config mounted read-only from shared/tls; ACME state in a named volume; no dependency on the app", () => {
+        expect(doc.services.proxy).toMatchObject({
+            image: "onevm/caddy:2",
+            restart: "unless-stopped",
+            volumes: ["/opt/bot/shared/tls:/etc/caddy:ro", "caddy_data:/data"],
+            logging: { driver: "json-file" },
+        });
+        expect(doc.services.proxy.depends_on).toBeUndefined();
+        expect(doc.services.proxy.environment).toBeUndefined();
+        expect(doc.services.proxy.healthcheck.test).toEqual(["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:2019/config/"]);
+        expect(Object.keys(doc.volumes)).toEqual(["pgdata", "caddy_data"]);
+    });
+
+    test("the other services are exactly those of the TLS-off file", () => {
+        const { proxy: _proxy, ...rest } = doc.services;
+        expect(rest).toEqual(parse(off).services);
+    });
+});
+
+test("install-tls runs as root from the scripts dir (the key goes on stdin), removal is a plain rm", () => {
+    expect(installTlsCommand("bot")).toBe("sudo -n /opt/bot/bin/install-tls.sh --app-dir /opt/bot --proxy-uid 480");
+    expect(removeTlsCommand("bot")).toBe("sudo -n rm -rf -- /opt/bot/shared/tls");
+});
+
+test("certificate names: domain first, the VM address as IP or DNS SAN", () => {
+    expect(certificateNames("127.0.0.1", "bot.onevm.test")).toEqual({ commonName: "bot.onevm.test", dnsNames: ["bot.onevm.test"], ipAddresses: ["127.0.0.1"] });
+    expect(certificateNames("vm.example.com")).toEqual({ commonName: "vm.example.com", dnsNames: ["vm.example.com"], ipAddresses: [] });
+});
+
+describe("config rules", () => {
+    const valid: Record<string, string> = {
+        host: "127.0.0.1",
+        sshPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nk\n-----END OPENSSH PRIVATE KEY-----\n",
+        hostPublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKey sandbox",
+        releaseId: "v1",
+        images: JSON.stringify(images),
+        telegramBotToken: "t",
+    };
+    const parseWith = (o: Record<string, string>) => parseConfig((k) => ({ ...valid, ...o })[k], { operator: "tester" });
+    const problems = (o: Record<string, string>) => {
+        try {
+            parseWith(o);
+        } catch (e) {
+            return (e as ConfigError).problems;
+        }
+        throw new Error("expected a ConfigError");
+    };
+
+    test("off by default; tls keys are ignored while off", () => {
+        expect(parseWith({}).tls).toBeUndefined();
+        expect(parseWith({ tlsMode: "nonsense" }).tls).toBeUndefined();
+    });
+
+    test("on: certificate mode by default with the onevm/caddy:2 proxy", () => {
+        expect(parseWith({ tlsIngress: "true" }).tls).toEqual({ mode: "certificate", domain: undefined, email: undefined, proxyImage: "onevm/caddy:2" });
+        expect(parseWith({ tlsIngress: "true", tlsDomain: "bot.onevm.test" }).tls?.domain).toBe("bot.onevm.test");
+    });
+
+    test("acme needs a domain; domain, e-mail, mode and image are checked", () => {
+        expect(parseWith({ tlsIngress: "true", tlsMode: "acme", tlsDomain: "bot.example.com", tlsEmail: "ops@example.com" }).tls).toMatchObject({
+            mode: "acme",
+            domain: "bot.example.com",
+            email: "ops@example.com",
+        });
+        expect(problems({ tlsIngress: "true", tlsMode: "acme" })).toEqual([expect.stringMatching(/^onevm:tlsDomain is required/)]);
+        expect(problems({ tlsIngress: "yes" })).toEqual(['onevm:tlsIngress = "yes" must be true or false']);
+        expect(problems({ tlsIngress: "true", tlsMode: "letsencrypt" })).toEqual([expect.stringMatching(/^onevm:tlsMode = "letsencrypt" must be one of/)]);
+        expect(problems({ tlsIngress: "true", tlsDomain: "203.0.113.10" })).toEqual([expect.stringMatching(/^onevm:tlsDomain = "203.0.113.10" must be a DNS name/)]);
+        expect(problems({ tlsIngress: "true", tlsDomain: "https://bot.example.com" })).toHaveLength(1);
+        expect(problems({ tlsIngress: "true", tlsDomain: "*.example.com" })).toHaveLength(1);
+        expect(problems({ tlsIngress: "true", tlsMode: "acme", tlsDomain: "bot.example.com", tlsEmail: "ops; rm" })).toEqual([
+            expect.stringMatching(/^onevm:tlsEmail = "ops; rm" must be an e-mail address/),
+        ]);
+        expect(problems({ tlsIngress: "true", tlsProxyImage: "caddy" })).toEqual([expect.stringMatching(/^onevm:tlsProxyImage = "caddy" must pin a tag/)]);
+    });
+});
