@@ -26,6 +26,6 @@ status=0
 jest "${projects[@]}" --runInBand --json --outputFile "$results" "$@" || status=$?
 # The plain closing line CI reads, from jest's own counts.
 # shellcheck disable=SC2016 # JavaScript template literal, not shell.
-node -e 'const r=require(process.argv[1]);console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`)' "$results" || true
+node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`)' "$results" || true
 rm -f "$results"
 exit "$status"
