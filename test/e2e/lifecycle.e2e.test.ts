@@ -162,6 +162,34 @@ test("a release ID reused with other content is refused before anything changes"
     await t.stack.setConfig("onevm:images", { value: JSON.stringify(refs.v1) });
 });
 
+test("rotating a secret: .env replaced (0600), only its readers recreated, the value arrives exactly", async () => {
+    const containers = () =>
+        Object.fromEntries(ssh(vm, "docker ps --format '{{.Names}} {{.ID}}'").out.trim().split("\n").map((l) => l.split(" ")));
+    const before = containers();
+    const rotated = "rotated canary-life-7c1d 'q' \"d\" $V #h =e \\b";
+    await t.stack.setConfig("onevm:telegramBotToken", { value: rotated, secret: true });
+    await t.stack.up({ onOutput: (o) => t.output.push(o) });
+    const after = containers();
+    expect(after["bot-bot-api-1"]).not.toBe(before["bot-bot-api-1"]);
+    expect(after["bot-postgres-1"]).toBe(before["bot-postgres-1"]);
+    expect(after["bot-redis-1"]).toBe(before["bot-redis-1"]);
+    expect(ssh(vm, "stat -c '%a %U' /opt/bot/shared/.env").out.trim()).toBe("600 deploy");
+    const sha = createHash("sha256").update(rotated).digest("hex");
+    expect(ssh(vm, "curl -fsS 'http://127.0.0.1:8080/env-check?name=TELEGRAM_BOT_TOKEN'").out).toContain(sha);
+});
+
+test("rotating the database password changes it inside PostgreSQL; the app keeps working", async () => {
+    const verifier = () => ssh(vm, sql("select rolpassword from pg_authid where rolname = current_user")).out.trim();
+    const old = verifier();
+    expect(old).toMatch(/^SCRAM-SHA-256\$4096:/);
+    await t.stack.setConfig("onevm:dbPasswordVersion", { value: "2" });
+    await t.stack.up({ onOutput: (o) => t.output.push(o) });
+    expect(verifier()).toMatch(/^SCRAM-SHA-256\$4096:/);
+    expect(verifier()).not.toBe(old);
+    expect(ssh(vm, "curl -fsS http://127.0.0.1:8080/health").out.trim()).toBe('{"status":"ok","service":"bot-api"}');
+    expect(bookings()).toBe(3);
+});
+
 test("canary: the secret is in no output, state file, process list, release file or log", async () => {
     const canary = "canary-life-7c1d";
     const state = stateFiles(t.backendDir).map((f) => fs.readFileSync(f, "utf8")).join("\n");
