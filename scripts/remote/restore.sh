@@ -237,7 +237,7 @@ main() {
   [[ "$file" != *.unverified ]] || die 2 "backup is marked unverified: $file"
   id="$(basename -- "$file" .dump)"
   if [[ -f "$backups/backup_index.json" ]]; then
-    verified="$(jq -r --arg id "$id" '[.backups[] | select(.backup_id == $id)] | first | .verified // "missing"' "$backups/backup_index.json" 2>/dev/null || echo missing)"
+    verified="$(jq -r --arg id "$id" '[.backups[] | select(.backup_id == $id)] | first | if . == null then "missing" else (.verified | tostring) end' "$backups/backup_index.json" 2>/dev/null || echo missing)"
     [[ "$verified" != "false" ]] || die 2 "backup_index.json marks $id verified:false; refusing"
   fi
 
