@@ -34,7 +34,7 @@ USAGE
 
 # --- common: keep this block identical in every scripts/remote/*.sh (test/remote/lint.sh checks) ---
 SCRIPT_NAME="$(basename -- "${BASH_SOURCE[0]}" .sh)"
-SCRIPT_DIR="$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
+SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 LOG_FILE=""
 EX_USAGE=64
 
@@ -73,17 +73,26 @@ need_value() {
   [[ $# -ge 2 && -n "$2" ]] || usage_error "option $1 needs a value"
 }
 
-# Default --app-dir: /opt/APP/bin/x.sh -> /opt/APP; /opt/APP/releases/ID/bin/x.sh -> /opt/APP.
+# Default --app-dir: /opt/APP/bin/x.sh -> /opt/APP (also when bin -> tools/<hash>);
+# /opt/APP/releases/ID/bin/x.sh -> /opt/APP; /opt/APP/tools/<hash>/x.sh -> /opt/APP.
 # shellcheck disable=SC2317  # not every script uses every common helper
 default_app_dir() {
-  local parent
-  [[ "$(basename -- "$SCRIPT_DIR")" == "bin" ]] || return 1
-  parent="$(dirname -- "$SCRIPT_DIR")"
-  if [[ "$(basename -- "$(dirname -- "$parent")")" == "releases" ]]; then
-    dirname -- "$(dirname -- "$parent")"
-  else
-    printf '%s\n' "$parent"
+  local parent phys
+  if [[ "$(basename -- "$SCRIPT_DIR")" == "bin" ]]; then
+    parent="$(dirname -- "$SCRIPT_DIR")"
+    if [[ "$(basename -- "$(dirname -- "$parent")")" == "releases" ]]; then
+      dirname -- "$(dirname -- "$parent")"
+    else
+      printf '%s\n' "$parent"
+    fi
+    return 0
   fi
+  phys="$(cd -P -- "$SCRIPT_DIR" && pwd)"
+  if [[ "$(basename -- "$(dirname -- "$phys")")" == "tools" ]]; then
+    dirname -- "$(dirname -- "$phys")"
+    return 0
+  fi
+  return 1
 }
 
 # resolve_app_dir VALUE: prints the absolute app dir (VALUE, else derived from the script's place).
