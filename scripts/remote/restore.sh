@@ -1,0 +1,300 @@
+#!/usr/bin/env bash
+# restore.sh: restore the app's PostgreSQL from a verified backup (explicit operator command only).
+# shellcheck disable=SC2016  # container-side shell code sits in single quotes
+set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+Usage: restore.sh --backup FILE|BACKUP_ID [--app-dir /opt/APP] [--lock-wait S] [--yes]
+
+Restores the database of compose project APP from a backup taken by backup.sh:
+ 1. takes state/deploy.lock (never overlaps an activation)
+ 2. verifies the backup (backup.sh --verify: PGDMP header, `pg_restore --list` non-empty);
+    refuses a backup the index marks verified:false, or a corrupt/truncated file
+ 3. takes a safety backup (backup.sh --type manual)
+ 4. stops the app service bot-api (postgres keeps running)
+ 5. pg_restore --clean --if-exists --single-transaction inside the postgres container,
+    reading the dump on stdin
+ 6. verifies: lists the public tables and logs their row counts
+ 7. starts bot-api again and runs the health gate (health-check.sh)
+It never runs by itself. Without --yes it asks for confirmation on a terminal.
+
+Options:
+  --backup X     backup path, file name or backup_id (required)
+  --lock-wait S  seconds to wait for state/deploy.lock (default 300)
+  --yes          do not ask for confirmation
+  --app-dir DIR  app directory (default: derived from the script's place)
+  -h, --help     this help
+
+Exit codes:
+  0   restored, verified and healthy
+  1   restore failed (pg_restore, safety backup, verification, restart or health gate)
+  2   backup not found, corrupt, truncated or marked verified:false
+  3   database connection failed (no running postgres container / pg not ready)
+  4   lock busy (state/deploy.lock held by an activation or another restore)
+  64  usage error
+Log: APP_DIR/logs/restore.log
+USAGE
+}
+
+# --- common: keep this block identical in every scripts/remote/*.sh (test/remote/lint.sh checks) ---
+SCRIPT_NAME="$(basename -- "${BASH_SOURCE[0]}" .sh)"
+SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
+LOG_FILE=""
+EX_USAGE=64
+
+# shellcheck disable=SC2317  # not every script uses every common helper
+ts() { date -u '+%Y-%m-%d %H:%M:%S'; }
+# shellcheck disable=SC2317  # not every script uses every common helper
+iso_now() { date -u '+%Y-%m-%dT%H:%M:%SZ'; }
+
+# log LEVEL MESSAGE...: "[YYYY-MM-DD HH:MM:SS] LEVEL: message" (UTC) to stderr and the log file.
+# shellcheck disable=SC2317  # not every script uses every common helper
+log() {
+  local level="$1" line
+  shift
+  line="[$(ts)] ${level}: $*"
+  printf '%s\n' "$line" >&2
+  if [[ -n "$LOG_FILE" ]]; then
+    printf '%s\n' "$line" >>"$LOG_FILE" 2>/dev/null || true
+  fi
+}
+# shellcheck disable=SC2317  # not every script uses every common helper
+die() {
+  local code="$1"
+  shift
+  log ERROR "$*"
+  exit "$code"
+}
+# shellcheck disable=SC2317  # not every script uses every common helper
+usage_error() {
+  log ERROR "$*"
+  printf 'Try: %s --help\n' "$SCRIPT_NAME.sh" >&2
+  exit "$EX_USAGE"
+}
+# need_value "$@": the option in $1 must be followed by a value.
+# shellcheck disable=SC2317  # not every script uses every common helper
+need_value() {
+  [[ $# -ge 2 && -n "$2" ]] || usage_error "option $1 needs a value"
+}
+
+# Default --app-dir: /opt/APP/bin/x.sh -> /opt/APP (also when bin -> tools/<hash>);
+# /opt/APP/releases/ID/bin/x.sh -> /opt/APP; /opt/APP/tools/<hash>/x.sh -> /opt/APP.
+# shellcheck disable=SC2317  # not every script uses every common helper
+default_app_dir() {
+  local parent phys
+  if [[ "$(basename -- "$SCRIPT_DIR")" == "bin" ]]; then
+    parent="$(dirname -- "$SCRIPT_DIR")"
+    if [[ "$(basename -- "$(dirname -- "$parent")")" == "releases" ]]; then
+      dirname -- "$(dirname -- "$parent")"
+    else
+      printf '%s\n' "$parent"
+    fi
+    return 0
+  fi
+  phys="$(cd -P -- "$SCRIPT_DIR" && pwd)"
+  if [[ "$(basename -- "$(dirname -- "$phys")")" == "tools" ]]; then
+    dirname -- "$(dirname -- "$phys")"
+    return 0
+  fi
+  return 1
+}
+
+# resolve_app_dir VALUE: prints the absolute app dir (VALUE, else derived from the script's place).
+# shellcheck disable=SC2317  # not every script uses every common helper
+resolve_app_dir() {
+  local dir="$1"
+  if [[ -z "$dir" ]]; then
+    dir="$(default_app_dir)" || usage_error "cannot derive the app dir from $SCRIPT_DIR: pass --app-dir /opt/APP"
+  fi
+  [[ "$dir" == /* ]] || usage_error "--app-dir must be an absolute path: $dir"
+  printf '%s\n' "${dir%/}"
+}
+
+# Compose project names: lowercase letters, digits, '-' and '_', starting with a letter or digit.
+# shellcheck disable=SC2317  # not every script uses every common helper
+valid_app_name() { [[ "$1" =~ ^[a-z0-9][a-z0-9_-]{0,62}$ ]]; }
+# shellcheck disable=SC2317  # not every script uses every common helper
+valid_release_id() { [[ "$1" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ && "$1" != *..* ]]; }
+
+# setup_logging APP_DIR: also append to APP_DIR/logs/<script>.log when that dir exists.
+# shellcheck disable=SC2317  # not every script uses every common helper
+setup_logging() {
+  local dir="$1/logs" file
+  [[ -d "$dir" ]] || return 0
+  file="$dir/$SCRIPT_NAME.log"
+  if [[ ! -e "$file" ]]; then
+    : >>"$file" 2>/dev/null || return 0
+    # Created by root (sudo): hand it to the app dir's owner, who writes it next time.
+    if [[ "$EUID" -eq 0 ]]; then chown --reference="$1" -- "$file" 2>/dev/null || true; fi
+  fi
+  if [[ -w "$file" ]]; then LOG_FILE="$file"; fi
+}
+
+# atomic_write DEST MODE < content: temp file in DEST's dir, fsync, chmod, rename over DEST.
+# shellcheck disable=SC2317  # not every script uses every common helper
+atomic_write() {
+  local dest="$1" mode="$2" tmp
+  tmp="$(mktemp -- "$(dirname -- "$dest")/.$(basename -- "$dest").tmp-XXXXXX")" || return 1
+  if cat >"$tmp" && chmod "$mode" -- "$tmp" && sync -- "$tmp" && mv -T -- "$tmp" "$dest"; then
+    return 0
+  fi
+  rm -f -- "$tmp"
+  return 1
+}
+
+# atomic_symlink TARGET LINK: LINK -> TARGET via a temp link and rename (never missing, never dangling).
+# shellcheck disable=SC2317  # not every script uses every common helper
+atomic_symlink() {
+  local target="$1" link="$2" tmp
+  tmp="$link.tmp-$$"
+  rm -f -- "$tmp"
+  ln -s -- "$target" "$tmp" && mv -T -- "$tmp" "$link"
+}
+
+# take_lock FD FILE WAIT_S HOLDER_INFO: flock FILE on FD (8 or 9), waiting at most WAIT_S
+# seconds, naming the holder while waiting; exits 4 when still busy. Writes HOLDER_INFO
+# into the file once held. Child processes inherit the FD, so an orphaned child of a
+# killed script keeps the lock until it ends (nothing can run beside it).
+# shellcheck disable=SC2317  # not every script uses every common helper
+take_lock() {
+  local fd="$1" file="$2" wait_s="$3" info="$4" holder
+  case "$fd" in
+    8) exec 8<>"$file" || die 1 "cannot open lock file $file" ;;
+    9) exec 9<>"$file" || die 1 "cannot open lock file $file" ;;
+    *) die 1 "take_lock: unsupported fd $fd" ;;
+  esac
+  if [[ "$EUID" -eq 0 ]]; then chown --reference="$(dirname -- "$file")" -- "$file" 2>/dev/null || true; fi
+  if ! flock -n "$fd"; then
+    holder="$(lock_holder "$file")"
+    log WARN "lock $file is held by: $holder; waiting up to ${wait_s}s"
+    if ! flock -w "$wait_s" "$fd"; then
+      holder="$(lock_holder "$file")"
+      die 4 "lock $file still busy after ${wait_s}s, held by: $holder"
+    fi
+  fi
+  printf '%s\n' "$info" >"$file"
+}
+# shellcheck disable=SC2317  # not every script uses every common helper
+lock_holder() {
+  local info pid
+  info="$(head -c 400 -- "$1" 2>/dev/null | tr '\n' ' ')"
+  info="${info% }"
+  [[ -n "$info" ]] || info="unknown"
+  pid="$(sed -n 's/.*pid=\([0-9][0-9]*\).*/\1/p' <<<"$info")"
+  if [[ -n "$pid" && ! -d "/proc/$pid" ]]; then
+    info="$info (that process is gone; a child it started still holds the lock)"
+  fi
+  printf '%s\n' "$info"
+}
+# --- end common ---
+
+PG_TIMEOUT="${PG_TIMEOUT:-600}"
+APP_SERVICES=(bot-api)
+
+postgres_container() {
+  docker ps -a -q --no-trunc \
+    --filter "label=com.docker.compose.project=$1" \
+    --filter "label=com.docker.compose.service=postgres" \
+    --filter "label=com.docker.compose.oneoff=False" | head -n 1
+}
+
+compose() {
+  local dir
+  dir="$(cd -P -- "$APP_DIR/current" && pwd)" || return 1
+  timeout "$PG_TIMEOUT" docker compose -p "$APP" --project-directory "$dir" -f "$dir/compose.yaml" \
+    --env-file "$APP_DIR/shared/.env" "$@"
+}
+
+main() {
+  local backup="" app_dir="" lock_wait=300 yes=0
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --backup) need_value "$@"; backup="$2"; shift 2 ;;
+      --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
+      --lock-wait) need_value "$@"; lock_wait="$2"; shift 2 ;;
+      --yes) yes=1; shift ;;
+      -h|--help) usage; exit 0 ;;
+      *) usage_error "unknown argument: $1" ;;
+    esac
+  done
+  [[ -n "$backup" ]] || usage_error "--backup is required"
+  [[ "$lock_wait" =~ ^[0-9]+$ ]] || usage_error "--lock-wait must be a number"
+  APP_DIR="$(resolve_app_dir "$app_dir")"
+  APP="$(basename -- "$APP_DIR")"
+  valid_app_name "$APP" || usage_error "not a valid app name: $APP"
+  setup_logging "$APP_DIR"
+  local backups="$APP_DIR/backups" file id verified pg list
+  command -v docker >/dev/null 2>&1 || die 1 "docker is not installed"
+
+  take_lock 9 "$APP_DIR/state/deploy.lock" "$lock_wait" "restore pid=$$ backup=$backup started=$(iso_now)"
+
+  file=""
+  for c in "$backup" "$backups/$backup" "$backups/$backup.dump"; do
+    if [[ -f "$c" ]]; then file="$(cd -P -- "$(dirname -- "$c")" && pwd)/$(basename -- "$c")"; break; fi
+  done
+  [[ -n "$file" ]] || die 2 "backup not found: $backup"
+  [[ "$file" != *.unverified ]] || die 2 "backup is marked unverified: $file"
+  id="$(basename -- "$file" .dump)"
+  if [[ -f "$backups/backup_index.json" ]]; then
+    verified="$(jq -r --arg id "$id" '[.backups[] | select(.backup_id == $id)] | first | if . == null then "missing" else (.verified | tostring) end' "$backups/backup_index.json" 2>/dev/null || echo missing)"
+    [[ "$verified" != "false" ]] || die 2 "backup_index.json marks $id verified:false; refusing"
+  fi
+
+  pg="$(postgres_container "$APP")"
+  [[ -n "$pg" && "$(docker inspect -f '{{.State.Running}}' "$pg" 2>/dev/null)" == "true" ]] ||
+    die 3 "no running postgres container for compose project $APP"
+  timeout 30 docker exec "$pg" sh -c 'pg_isready -q -U "$POSTGRES_USER" -d "$POSTGRES_DB"' ||
+    die 3 "postgres in $pg is not accepting connections"
+
+  log INFO "verifying $file"
+  [[ "$(head -c 5 -- "$file")" == "PGDMP" ]] || die 2 "not a pg_dump custom-format file: $file"
+  if ! list="$(timeout "$PG_TIMEOUT" docker exec -i "$pg" pg_restore --list <"$file" 2>&1)" ||
+    ! grep -qv '^;' <<<"$list"; then
+    die 2 "pg_restore --list failed or is empty for $file"
+  fi
+  # A truncated file can still have a readable TOC: restore it to nowhere to read every block.
+  if ! timeout "$PG_TIMEOUT" docker exec -i "$pg" pg_restore -f /dev/null <"$file" >/dev/null 2>&1; then
+    die 2 "backup is truncated or corrupt (pg_restore cannot read its data): $file"
+  fi
+
+  if [[ "$yes" -ne 1 ]]; then
+    [[ -t 0 ]] || usage_error "not a terminal: pass --yes to confirm the restore"
+    local answer
+    read -r -p "Restore $APP from $file (current data is replaced)? [y/N] " answer
+    [[ "$answer" == y || "$answer" == Y ]] || die 1 "cancelled"
+  fi
+
+  log INFO "taking a safety backup"
+  local safety
+  safety="$(bash "$SCRIPT_DIR/backup.sh" --app-dir "$APP_DIR" --type manual)" ||
+    die 1 "safety backup failed; nothing restored"
+  log INFO "safety backup: $safety"
+
+  log INFO "stopping ${APP_SERVICES[*]}"
+  compose stop "${APP_SERVICES[@]}" >&2 || die 1 "cannot stop ${APP_SERVICES[*]}"
+
+  log INFO "restoring $file"
+  if ! timeout "$PG_TIMEOUT" docker exec -i "$pg" sh -c \
+    'pg_restore -U "$POSTGRES_USER" -d "$POSTGRES_DB" --clean --if-exists --single-transaction --no-owner --exit-on-error' \
+    <"$file" >&2; then
+    log ERROR "pg_restore failed (single transaction: database unchanged); restarting ${APP_SERVICES[*]}"
+    compose up -d "${APP_SERVICES[@]}" >&2 || true
+    exit 1
+  fi
+
+  local counts
+  counts="$(timeout 120 docker exec "$pg" sh -c 'psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -At -c "SELECT table_name FROM information_schema.tables WHERE table_schema = '"'"'public'"'"' ORDER BY 1" | while read -r t; do printf "%s=%s\n" "$t" "$(psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -At -c "SELECT count(*) FROM public.\"$t\"")"; done')" ||
+    die 1 "cannot read tables after restore"
+  [[ -n "$counts" ]] || die 1 "no tables after restore"
+  log INFO "row counts: $(tr '\n' ' ' <<<"$counts")"
+
+  log INFO "starting ${APP_SERVICES[*]}"
+  compose up -d "${APP_SERVICES[@]}" >&2 || die 1 "cannot start ${APP_SERVICES[*]}"
+  if ! bash "$SCRIPT_DIR/health-check.sh" --app-dir "$APP_DIR" >&2; then
+    die 1 "health gate failed after restore (safety backup: $safety)"
+  fi
+  log INFO "restore of $file done and healthy (safety backup: $safety)"
+}
+
+main "$@"
