@@ -2,56 +2,21 @@
  * The program with `target: digitalocean` under Pulumi mocks: the inputs it sends for the
  * droplet, keys, volume, firewall and reserved IP, read from the registration requests.
  */
-import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
+import { isSecret, Registration, reveal, runProgramUnderMocks } from "./mockProgram";
 
-const SECRET_SIG = "4dabf18193072939515e22adb298388d";
-const isSecret = (v: any) => v && typeof v === "object" && v[SECRET_SIG] !== undefined;
-const reveal = (v: any) => (isSecret(v) ? v.value : v);
-
-interface Registration { type: string; name: string; object: Record<string, any>; dependencies: string[]; urn?: string; protect: boolean; deleteBeforeReplace: boolean }
-const registrations: Registration[] = [];
+let registrations: Registration[] = [];
 
 beforeAll(async () => {
-    await pulumi.runtime.setMocks(
-        {
-            newResource: (args) => {
-                const extra: Record<string, object> = {
-                    "tls:index/privateKey:PrivateKey": { publicKeyOpenssh: `ssh-ed25519 AAAA${args.name}\n`, privateKeyOpenssh: `PRIVATE-${args.name}` },
-                    "digitalocean:index/droplet:Droplet": { ipv4Address: "203.0.113.50" },
-                    "digitalocean:index/reservedIp:ReservedIp": { ipAddress: "198.51.100.7" },
-                    "random:index/randomPassword:RandomPassword": { result: "generated-db-pw" },
-                    "pulumi:pulumi:StackReference": { outputs: {} },
-                };
-                const id = args.type.startsWith("digitalocean:index/droplet") ? "4242" : `${args.name}-id`;
-                return { id, state: { ...args.inputs, ...extra[args.type] } };
-            },
-            call: () => ({}),
-        },
-        "onevm",
-        "prod",
-        false,
-        "organization",
-    );
-    const monitor = pulumi.runtime.getMonitor() as any;
-    const register = monitor.registerResource.bind(monitor);
-    monitor.registerResource = (req: any, cb: any) => {
-        const entry: Registration = {
-            type: req.getType(),
-            name: req.getName(),
-            object: req.getObject()?.toJavaScript() ?? {},
-            dependencies: req.getDependenciesList(),
-            protect: req.getProtect(),
-            deleteBeforeReplace: req.getDeletebeforereplace(),
-        };
-        registrations.push(entry);
-        return register(req, (err: any, resp: any) => {
-            entry.urn = resp?.getUrn();
-            cb(err, resp);
-        });
-    };
-    pulumi.runtime.setAllConfig(
-        {
+    ({ registrations } = await runProgramUnderMocks({
+        stack: "prod",
+        computed: (args) => ({
+            "tls:index/privateKey:PrivateKey": { publicKeyOpenssh: `ssh-ed25519 AAAA${args.name}\n`, privateKeyOpenssh: `PRIVATE-${args.name}` },
+            "digitalocean:index/droplet:Droplet": { ipv4Address: "203.0.113.50" },
+            "digitalocean:index/reservedIp:ReservedIp": { ipAddress: "198.51.100.7" },
+        }),
+        id: (args) => (args.type.startsWith("digitalocean:index/droplet") ? "4242" : `${args.name}-id`),
+        config: {
             "onevm:target": "digitalocean",
             "onevm:region": "ams3",
             "onevm:size": "s-2vcpu-4gb",
@@ -63,10 +28,8 @@ beforeAll(async () => {
             "onevm:telegramBotToken": "tg",
             "onevm:operator": "tester",
         },
-        ["onevm:telegramBotToken"],
-    );
-    await import("../../index");
-    await new Promise((r) => setTimeout(r, 500));
+        secretKeys: ["onevm:telegramBotToken"],
+    }));
 });
 
 const byType = (type: string) => registrations.filter((r) => r.type === `digitalocean:index/${type}`);

@@ -2,61 +2,20 @@
  * The program under Pulumi mocks: which resources it registers, with which inputs,
  * dependencies and secrets — read from the registration requests the engine would get.
  */
-import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
+import { isSecret, Registration, reveal, runProgramUnderMocks } from "./mockProgram";
 
-const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 const CANARY_TOKEN = "canary-tg-0f9e'\"$# x";
 const CANARY_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\ncanary-ssh-77aa\n-----END OPENSSH PRIVATE KEY-----\n";
 const CANARY_APPENV = "canary-appenv-5d5d";
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyPinned sandbox";
 
-interface Registration {
-    type: string;
-    name: string;
-    parent: string;
-    object: Record<string, any>;
-    dependencies: string[];
-    urn?: string;
-}
-const registrations: Registration[] = [];
+let registrations: Registration[] = [];
 
 beforeAll(async () => {
-    await pulumi.runtime.setMocks(
-        {
-            newResource: (args) => {
-                const extra: Record<string, unknown> = {
-                    "random:index/randomPassword:RandomPassword": { result: "generated-db-pw" },
-                    // The stack's own previous outputs: a first deploy has none.
-                    "pulumi:pulumi:StackReference": { outputs: {} },
-                };
-                return { id: `${args.name}-id`, state: { ...args.inputs, ...(extra[args.type] as object) } };
-            },
-            call: () => ({}),
-        },
-        "onevm",
-        "unit",
-        false,
-        "organization",
-    );
-    const monitor = pulumi.runtime.getMonitor() as any;
-    const register = monitor.registerResource.bind(monitor);
-    monitor.registerResource = (req: any, cb: any) => {
-        const entry: Registration = {
-            type: req.getType(),
-            name: req.getName(),
-            parent: req.getParent(),
-            object: req.getObject()?.toJavaScript() ?? {},
-            dependencies: req.getDependenciesList(),
-        };
-        registrations.push(entry);
-        return register(req, (err: any, resp: any) => {
-            entry.urn = resp?.getUrn();
-            cb(err, resp);
-        });
-    };
-    pulumi.runtime.setAllConfig(
-        {
+    ({ registrations } = await runProgramUnderMocks({
+        stack: "unit",
+        config: {
             "onevm:host": "127.0.0.1",
             "onevm:sshPort": "2222",
             "onevm:sshPrivateKey": CANARY_KEY,
@@ -67,11 +26,8 @@ beforeAll(async () => {
             "onevm:appEnv": JSON.stringify({ EXTRA_SECRET: CANARY_APPENV }),
             "onevm:operator": "tester",
         },
-        ["onevm:sshPrivateKey", "onevm:telegramBotToken", "onevm:appEnv"],
-    );
-    await import("../../index");
-    // Let every pending registration reach the mock monitor.
-    await new Promise((r) => setTimeout(r, 500));
+        secretKeys: ["onevm:sshPrivateKey", "onevm:telegramBotToken", "onevm:appEnv"],
+    }));
 });
 
 const byName = (name: string) => {
@@ -81,8 +37,6 @@ const byName = (name: string) => {
     }
     return r;
 };
-const isSecret = (v: any) => v && typeof v === "object" && v[SECRET_SIG] === "1b47061264138c4ac30d75fd1eb44270";
-const reveal = (v: any) => (isSecret(v) ? v.value : v);
 const urnOf = (name: string) => byName(name).urn!;
 
 /** Every string in the registration, with whether it sits inside a secret. */

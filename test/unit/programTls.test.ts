@@ -5,62 +5,27 @@
 import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
 import { gunzipSync } from "zlib";
+import { isSecret, Registration, reveal, runProgramUnderMocks } from "./mockProgram";
 
-const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 const KEY_CANARY = "canary-tls-key-31c4";
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyPinned sandbox";
 
-interface Registration {
-    type: string;
-    name: string;
-    parent: string;
-    object: Record<string, any>;
-    dependencies: string[];
-    urn?: string;
-}
-const registrations: Registration[] = [];
+let registrations: Registration[] = [];
 let outputs: Record<string, any> = {};
 
 beforeAll(async () => {
-    await pulumi.runtime.setMocks(
-        {
-            newResource: (args) => {
-                const pem = (kind: string) => `-----BEGIN ${kind}-----\n${args.name}\n-----END ${kind}-----\n`;
-                const extra: Record<string, unknown> = {
-                    "random:index/randomPassword:RandomPassword": { result: "generated-db-pw" },
-                    "pulumi:pulumi:StackReference": { outputs: {} },
-                    "tls:index/privateKey:PrivateKey": { privateKeyPem: `-----BEGIN EC PRIVATE KEY-----\n${KEY_CANARY}-${args.name}\n-----END EC PRIVATE KEY-----\n` },
-                    "tls:index/selfSignedCert:SelfSignedCert": { certPem: pem("CERTIFICATE") },
-                    "tls:index/certRequest:CertRequest": { certRequestPem: pem("CERTIFICATE REQUEST") },
-                    "tls:index/locallySignedCert:LocallySignedCert": { certPem: pem("CERTIFICATE") },
-                };
-                return { id: `${args.name}-id`, state: { ...args.inputs, ...(extra[args.type] as object) } };
-            },
-            call: () => ({}),
+    const run = await runProgramUnderMocks({
+        stack: "unit",
+        computed: (args) => {
+            const pem = (kind: string) => `-----BEGIN ${kind}-----\n${args.name}\n-----END ${kind}-----\n`;
+            return {
+                "tls:index/privateKey:PrivateKey": { privateKeyPem: `-----BEGIN EC PRIVATE KEY-----\n${KEY_CANARY}-${args.name}\n-----END EC PRIVATE KEY-----\n` },
+                "tls:index/selfSignedCert:SelfSignedCert": { certPem: pem("CERTIFICATE") },
+                "tls:index/certRequest:CertRequest": { certRequestPem: pem("CERTIFICATE REQUEST") },
+                "tls:index/locallySignedCert:LocallySignedCert": { certPem: pem("CERTIFICATE") },
+            };
         },
-        "onevm",
-        "unit",
-        false,
-        "organization",
-    );
-    const monitor = pulumi.runtime.getMonitor() as any;
-    const register = monitor.registerResource.bind(monitor);
-    monitor.registerResource = (req: any, cb: any) => {
-        const entry: Registration = {
-            type: req.getType(),
-            name: req.getName(),
-            parent: req.getParent(),
-            object: req.getObject()?.toJavaScript() ?? {},
-            dependencies: req.getDependenciesList(),
-        };
-        registrations.push(entry);
-        return register(req, (err: any, resp: any) => {
-            entry.urn = resp?.getUrn();
-            cb(err, resp);
-        });
-    };
-    pulumi.runtime.setAllConfig(
-        {
+        config: {
             "onevm:host": "127.0.0.1",
             "onevm:sshPort": "2222",
             "onevm:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nssh\n-----END OPENSSH PRIVATE KEY-----\n",
@@ -72,12 +37,11 @@ beforeAll(async () => {
             "onevm:tlsIngress": "true",
             "onevm:tlsDomain": "bot.onevm.test",
         },
-        ["onevm:sshPrivateKey", "onevm:telegramBotToken"],
-    );
-    const program = await import("../../index");
-    await new Promise((r) => setTimeout(r, 500));
+        secretKeys: ["onevm:sshPrivateKey", "onevm:telegramBotToken"],
+    });
+    registrations = run.registrations;
     const read = (o: any) => new Promise((resolve) => (pulumi.output(o) as any).apply(resolve));
-    outputs = { tlsCaCertificate: await read(program.tlsCaCertificate), httpsUrl: await read(program.httpsUrl), images: program.images };
+    outputs = { tlsCaCertificate: await read(run.program.tlsCaCertificate), httpsUrl: await read(run.program.httpsUrl), images: run.program.images };
     await new Promise((r) => setTimeout(r, 200));
 });
 
@@ -86,8 +50,6 @@ const byName = (name: string) => {
     if (!r) throw new Error(`no resource named ${name}; have ${registrations.map((x) => x.name).join(", ")}`);
     return r;
 };
-const isSecret = (v: any) => v && typeof v === "object" && v[SECRET_SIG] === "1b47061264138c4ac30d75fd1eb44270";
-const reveal = (v: any) => (isSecret(v) ? v.value : v);
 const urnOf = (name: string) => byName(name).urn!;
 
 function strings(v: any, secret = false, out: Array<{ s: string; secret: boolean }> = []) {

@@ -1,0 +1,78 @@
+/**
+ * Runs index.ts under Pulumi mocks and records every RegisterResource request the engine
+ * would get: inputs (with secret wrappers), dependencies, parent, protect. Tests assert on
+ * what the program sends, not on the mock's echo.
+ */
+import * as pulumi from "@pulumi/pulumi";
+
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270";
+
+export interface Registration {
+    type: string;
+    name: string;
+    parent: string;
+    object: Record<string, any>;
+    dependencies: string[];
+    protect: boolean;
+    deleteBeforeReplace: boolean;
+    urn?: string;
+}
+
+export interface MockProgramOptions {
+    stack: string;
+    /** onevm config, key -> raw value (objects as JSON). */
+    config: Record<string, string>;
+    secretKeys: string[];
+    /** Provider-computed outputs per resource type (merged into the echoed inputs). */
+    computed?: (args: pulumi.runtime.MockResourceArgs) => Record<string, object>;
+    id?: (args: pulumi.runtime.MockResourceArgs) => string;
+}
+
+export async function runProgramUnderMocks(o: MockProgramOptions): Promise<{ registrations: Registration[]; program: typeof import("../../index") }> {
+    const registrations: Registration[] = [];
+    await pulumi.runtime.setMocks(
+        {
+            newResource: (args) => {
+                const computed: Record<string, object> = {
+                    "random:index/randomPassword:RandomPassword": { result: "generated-db-pw" },
+                    // The stack's own previous outputs: a first deploy has none.
+                    "pulumi:pulumi:StackReference": { outputs: {} },
+                    ...o.computed?.(args),
+                };
+                return { id: o.id?.(args) ?? `${args.name}-id`, state: { ...args.inputs, ...computed[args.type] } };
+            },
+            call: () => ({}),
+        },
+        "onevm",
+        o.stack,
+        false,
+        "organization",
+    );
+    const monitor = pulumi.runtime.getMonitor() as any;
+    const register = monitor.registerResource.bind(monitor);
+    monitor.registerResource = (req: any, cb: any) => {
+        const entry: Registration = {
+            type: req.getType(),
+            name: req.getName(),
+            parent: req.getParent(),
+            object: req.getObject()?.toJavaScript() ?? {},
+            dependencies: req.getDependenciesList(),
+            protect: req.getProtect(),
+            deleteBeforeReplace: req.getDeletebeforereplace(),
+        };
+        registrations.push(entry);
+        return register(req, (err: any, resp: any) => {
+            entry.urn = resp?.getUrn();
+            cb(err, resp);
+        });
+    };
+    pulumi.runtime.setAllConfig(o.config, o.secretKeys);
+    const program = await import("../../index");
+    // Let every pending registration reach the mock monitor.
+    await new Promise((r) => setTimeout(r, 500));
+    return { registrations, program };
+}
+
+export const isSecret = (v: any): boolean => !!v && typeof v === "object" && v[SECRET_SIG] === SECRET_VALUE;
+export const reveal = (v: any): any => (isSecret(v) ? v.value : v);
