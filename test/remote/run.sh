@@ -509,7 +509,7 @@ t_uninstall() {
 
 trap 'teardown' EXIT
 say "work dir $WORK; sandbox $NAME"
-run_test "lint: shellcheck, --help, exit 64, common block" t_lint setup
+run_test "lint: shellcheck, --help, exit 64, sources common.sh" t_lint setup
 run_test "sample images built on the host" t_images_built setup
 run_test "sandbox VM up (fresh, no Docker)" t_sandbox_up setup
 run_test "bootstrap-host: Docker+Compose, dirs, idempotent < 1 s" t_bootstrap setup
