@@ -35,7 +35,7 @@ release; the next run (same ID) detects the marker, records the killed attempt a
 
 Options:
   --release ID            release to activate (required)
-  --health-retries N      health-check attempts (default 30)
+  --health-retries N      health-check attempts (default 30; a rollback gets at least 30)
   --health-interval S     seconds between attempts (default 2)
   --operator NAME         recorded in history and incidents (default: $SUDO_USER or user)
   --skip-backup           no pre-deploy backup
@@ -440,7 +440,9 @@ rollback() {
   atomic_symlink "releases/$PREVIOUS" "$APP_DIR/current"
   write_state_previous "$PREV_PREVIOUS"
   run_logged compose "$prev_dir" up -d --remove-orphans || log ERROR "docker compose up -d of $PREVIOUS failed"
-  rb_json="$(health --retries "$HEALTH_RETRIES" --interval "$HEALTH_INTERVAL" --json)" || rb_rc=$?
+  # The previous release was healthy: give it at least the default budget before calling
+  # for an operator, even when the new release was tested with a short one.
+  rb_json="$(health --retries "$((HEALTH_RETRIES > 30 ? HEALTH_RETRIES : 30))" --interval "$HEALTH_INTERVAL" --json)" || rb_rc=$?
   rb_detail="$(jq -r '.summary // ""' <<<"$rb_json" 2>/dev/null || true)"
   if [[ "$rb_rc" -eq 0 ]]; then
     rb_result="PASSED (health-check.sh exit 0 at $(iso_now): /health ok, metrics present, all services healthy)"

@@ -170,8 +170,8 @@ t_bootstrap() {
   out="$(vm "s=\$(date +%s%N); sudo $BIN/bootstrap-host.sh --app bot --user deploy 2>&1; echo ms=\$(( (\$(date +%s%N) - s) / 1000000 ))")"
   assert_contains "$out" "already bootstrapped" "second bootstrap"
   ms="$(sed -n 's/^ms=//p' <<<"$out")"
-  echo "second bootstrap: ${ms} ms"
-  ((ms < 1000)) || fail "second bootstrap took ${ms} ms (want < 1 s)"
+  echo "second bootstrap: ${ms} ms (a figure, not a check: timings belong in benchmarks)"
+  ! grep -Eq 'installing|created|chmod|chown|enabled|started|added' <<<"$out" || fail "second bootstrap changed something: $out"
 }
 
 t_ship_images() {
@@ -512,7 +512,7 @@ say "work dir $WORK; sandbox $NAME"
 run_test "lint: shellcheck, --help, exit 64, sources common.sh" t_lint setup
 run_test "sample images built on the host" t_images_built setup
 run_test "sandbox VM up (fresh, no Docker)" t_sandbox_up setup
-run_test "bootstrap-host: Docker+Compose, dirs, idempotent < 1 s" t_bootstrap setup
+run_test "bootstrap-host: Docker+Compose, dirs, second run changes nothing" t_bootstrap setup
 run_test "images shipped (docker save | ssh docker load)" t_ship_images setup
 run_test "write-env: 600, atomic, unchanged on rerun, sha only" t_write_env setup
 run_test "install-release: 4 releases, same-hash no-op, immutable ids (exit 3)" t_install_releases setup
