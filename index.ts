@@ -15,6 +15,7 @@ import { databaseUrl, renderEnv } from "./lib/render/env";
 import { vmPaths } from "./lib/render/paths";
 import { unitName, renderUnit } from "./lib/render/unit";
 import { checkPolicy, PolicyError } from "./lib/policy";
+import { stackIdentity } from "./lib/remote";
 import { pgDataDir } from "./lib/render/cloudInit";
 import { firewallRules } from "./lib/render/firewall";
 import { BackupCron } from "./components/backupCron";
@@ -151,6 +152,7 @@ function deployOnVm(): pulumi.Output<string> {
         connection: vm.connection,
         app: cfg.app,
         user: user,
+        stack: stackIdentity(pulumi.getOrganization(), pulumi.getProject(), pulumi.getStack()),
         toolsSourceDir: REMOTE_SCRIPTS_DIR,
         toolsHash: toolsHash(),
         unitName: unit,

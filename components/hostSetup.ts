@@ -1,12 +1,17 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { bootstrapCommand, prepareAppDirCommand, switchToolsCommand, toolsDir, uninstallCommand } from "../lib/remote";
+import { bootstrapCommand, claimAppDirCommand, switchToolsCommand, toolsDir, uninstallCommand } from "../lib/remote";
 import { commandConnection, remoteDefaults, secretOutputs, VmConnection } from "./connection";
 
 export interface HostSetupArgs {
     readonly connection: VmConnection;
     readonly app: string;
     readonly user: string;
+    /**
+     * This stack's identity (`stackIdentity`): the first command claims /opt/<app> with it
+     * and refuses, before anything changes, when another stack owns the app on this host.
+     */
+    readonly stack: string;
     /** Directory of onevm's remote scripts (scripts/remote) and their content hash. */
     readonly toolsSourceDir: string;
     readonly toolsHash: string;
@@ -18,7 +23,7 @@ export interface HostSetupArgs {
 }
 
 /**
- * The host's foundations: onevm's remote scripts in /opt/<app>/bin, Docker Engine and
+ * The host's foundations: this stack's claim on the app, onevm's remote scripts in /opt/<app>/bin, Docker Engine and
  * Compose v2 when missing, and the /opt/<app> directories. On destroy it uninstalls what
  * onevm installed and keeps the database volume and the backups.
  */
@@ -30,12 +35,12 @@ export class HostSetup extends pulumi.ComponentResource {
         super("onevm:index:HostSetup", name, {}, opts);
         const connection = commandConnection(args.connection);
 
-        const dirs = new command.remote.Command(
+        const claim = new command.remote.Command(
             `${name}-dirs`,
             {
                 ...remoteDefaults,
                 connection,
-                create: prepareAppDirCommand(args.app, args.user, { cloudInitTimeoutSeconds: args.cloudInitTimeoutSeconds }),
+                create: claimAppDirCommand(args.app, args.user, args.stack, { cloudInitTimeoutSeconds: args.cloudInitTimeoutSeconds }),
             },
             { parent: this, ...secretOutputs },
         );
@@ -48,7 +53,7 @@ export class HostSetup extends pulumi.ComponentResource {
                 source: new pulumi.asset.FileArchive(`${args.toolsSourceDir}/`),
                 remotePath: toolsDir(args.app, args.toolsHash),
             },
-            { parent: this, dependsOn: [dirs] },
+            { parent: this, dependsOn: [claim] },
         );
         const tools = new command.remote.Command(
             `${name}-tools`,
@@ -62,7 +67,7 @@ export class HostSetup extends pulumi.ComponentResource {
                 ...remoteDefaults,
                 connection,
                 create: bootstrapCommand(args.app, args.user),
-                delete: uninstallCommand(args.app, args.unitName, args.cronName),
+                delete: uninstallCommand(args.app, args.unitName, args.cronName, args.stack),
                 // Re-run the (idempotent) bootstrap when onevm's scripts change.
                 environment: { ONEVM_TOOLS: args.toolsHash },
             },

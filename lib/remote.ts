@@ -2,7 +2,7 @@
  * The command lines onevm runs on the VM, rendered as text so unit tests check them and
  * `pulumi preview --diff` shows them. They carry no secret: secrets travel on stdin.
  */
-import { vmPaths } from "./render/paths";
+import { appDir, HOST_STATE_DIR, vmPaths } from "./render/paths";
 
 /** Single-quotes a word for POSIX sh. */
 export function shq(word: string): string {
@@ -15,13 +15,57 @@ function script(app: string, name: string, args: Array<string | number>, sudo = 
 }
 
 /**
- * Creates /opt/<app> and its tools/ dir for the deploy user: the first command on a host,
- * so on a fresh droplet it first waits for cloud-init (user, host key, Docker, volume).
+ * The identity a stack claims an app dir on a host with: `org/project/stack`. Not a
+ * secret; written to state/owner and named in refusals.
  */
-export function prepareAppDirCommand(app: string, user: string, o: CloudInitWait = {}): string {
-    const p = vmPaths(app);
-    const mkdir = `sudo -n install -d -o ${shq(user)} -g "$(id -gn ${shq(user)})" -m 755 ${p.root} ${p.root}/tools`;
-    return o.cloudInitTimeoutSeconds ? `${waitForCloudInit(o.cloudInitTimeoutSeconds)}\n${mkdir}` : mkdir;
+export function stackIdentity(org: string, project: string, stack: string): string {
+    for (const [what, part] of [["organization", org], ["project", project], ["stack", stack]]) {
+        if (!/^[A-Za-z0-9._-]+$/.test(part)) {
+            throw new Error(`stack identity: ${what} '${part}' must be letters, digits, '.', '_' or '-'`);
+        }
+    }
+    return `${org}/${project}/${stack}`;
+}
+
+/**
+ * POSIX sh, run as root with positional args APP_DIR USER STACK HOST_STATE_DIR: under a
+ * host-wide flock, refuses (exit 3) when APP_DIR/state/owner names another stack, else
+ * claims it (first deploy) and creates APP_DIR, APP_DIR/tools and the host-wide activation
+ * lock. Nothing on the host changes before the owner check passes.
+ */
+export const CLAIM_SCRIPT = [
+    "set -eu",
+    'app_dir=$1 user=$2 stack=$3 host_dir=$4',
+    'app=${app_dir##*/} owner=$app_dir/state/owner group=$(id -gn "$user")',
+    'install -d -m 755 "$host_dir"',
+    'exec 9>>"$host_dir/owner.lock"',
+    'if ! flock -w 120 9; then echo "onevm: $host_dir/owner.lock busy for 120s (another deploy is claiming an app on this host)" >&2; exit 4; fi',
+    'if [ -f "$owner" ]; then',
+    '  held=$(sed -n "s/^stack=//p" "$owner")',
+    '  if [ "$held" != "$stack" ]; then',
+    '    since=$(sed -n "s/^claimed_at=//p" "$owner")',
+    '    echo "onevm: app $app on this host is managed by stack ${held:-unknown} (claimed ${since:-at an unknown time}); deploy from that stack, or pick another onevm:app, or, if that stack is gone for good, release the claim on the host: sudo rm $owner" >&2',
+    "    exit 3",
+    "  fi",
+    "else",
+    '  install -d -o "$user" -g "$group" -m 755 "$app_dir" "$app_dir/state"',
+    '  printf "stack=%s\\nclaimed_at=%s\\n" "$stack" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$owner.tmp"',
+    '  mv -f "$owner.tmp" "$owner"',
+    '  echo "onevm: stack $stack claimed app $app on this host" >&2',
+    "fi",
+    'install -d -o "$user" -g "$group" -m 755 "$app_dir" "$app_dir/tools"',
+    // Apps of different deploy users share it: any of them must be able to take it.
+    '[ -f "$host_dir/activate.lock" ] || install -m 666 /dev/null "$host_dir/activate.lock"',
+].join("\n");
+
+/**
+ * The first command on a host: claims /opt/<app> for this stack (see CLAIM_SCRIPT) and
+ * creates it and its tools/ dir for the deploy user. On a fresh droplet it first waits for
+ * cloud-init (user, host key, Docker, volume).
+ */
+export function claimAppDirCommand(app: string, user: string, stack: string, o: CloudInitWait = {}): string {
+    const claim = ["sudo", "-n", "sh", "-c", CLAIM_SCRIPT, "onevm-claim", appDir(app), user, stack, HOST_STATE_DIR].map(shq).join(" ");
+    return o.cloudInitTimeoutSeconds ? `${waitForCloudInit(o.cloudInitTimeoutSeconds)}\n${claim}` : claim;
 }
 
 /** The directory one version of onevm's scripts is uploaded to: content-addressed. */
@@ -63,8 +107,9 @@ export function bootstrapCommand(app: string, user: string): string {
     return script(app, "bootstrap-host.sh", ["--app", app, "--user", user], true);
 }
 
-export function uninstallCommand(app: string, unit: string, cron: string): string {
-    return script(app, "uninstall.sh", ["--app", app, "--unit", unit, "--cron", cron], true);
+/** Uninstalls the app and releases this stack's claim (refused when another stack owns it). */
+export function uninstallCommand(app: string, unit: string, cron: string, stack: string): string {
+    return script(app, "uninstall.sh", ["--app", app, "--unit", unit, "--cron", cron, "--owner", stack], true);
 }
 
 export function writeEnvCommand(app: string): string {

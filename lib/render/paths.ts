@@ -1,4 +1,10 @@
 /** Paths on the VM, from docs/vm-contract.md. */
+
+/**
+ * Host-wide onevm state (root-owned, 755), shared by every app on the VM:
+ * `owner.lock` serialises ownership claims, `activate.lock` (666) serialises activations.
+ */
+export const HOST_STATE_DIR = "/var/lib/onevm";
 export function appDir(app: string): string {
     return `/opt/${app}`;
 }

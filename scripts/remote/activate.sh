@@ -10,8 +10,9 @@ Usage: activate.sh --release ID [--health-retries N] [--health-interval S]
                    [--backup-min-free-mb N] [--timeout S] [--app-dir /opt/APP]
 
 Makes installed release ID (APP_DIR/releases/ID with COMPLETE) the running one:
-  1. takes state/deploy.lock (flock), waiting at most --lock-wait seconds and naming the
-     holder; resolves a state/activation-in-progress marker left by a killed run
+  1. takes state/deploy.lock (flock), then the host's activation lock (apps sharing the
+     host never activate at once; /var/lib/onevm/activate.lock, made by the deploy's first
+     step), each waiting at most --lock-wait seconds and naming the holder; resolves a state/activation-in-progress marker left by a killed run
   2. no-op when current already points to ID, neither shared/.env nor its compose.yaml
      changed since it was started (state/applied), every service runs the image the
      release names and one health check passes (never right after an interrupted run)
@@ -39,7 +40,7 @@ Options:
   --health-interval S     seconds between attempts (default 2)
   --operator NAME         recorded in history and incidents (default: $SUDO_USER or user)
   --skip-backup           no pre-deploy backup
-  --lock-wait S           seconds to wait for state/deploy.lock (default 300)
+  --lock-wait S           seconds to wait for each lock (default 300)
   --backup-min-free-mb N  passed to backup.sh --min-free-mb (default 2048)
   --timeout S             limit for each docker compose call (default 600)
   --app-dir DIR           app directory (default: derived from the script's place)
@@ -52,7 +53,7 @@ Exit codes:
   1   error before anything changed (release not installed, images unavailable, ...)
   2   pre-deploy backup failed: activation aborted, nothing changed
   3   migration failed: current unchanged, the old release keeps serving
-  4   lock busy (another activation holds state/deploy.lock)
+  4   lock busy (another activation holds state/deploy.lock or the host's activation lock)
   5   new release unhealthy: rolled back, previous release restored and healthy
   6   new release unhealthy and no healthy rollback (no previous release, or the
       previous one failed its health check too): needs an operator
@@ -67,6 +68,7 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
 # ---- state -------------------------------------------------------------------------
 RELEASE="" OPERATOR="" HEALTH_RETRIES=30 HEALTH_INTERVAL=2 SKIP_BACKUP=false LOCK_WAIT=300
 BACKUP_MIN_FREE=2048 TIMEOUT=600
+HOST_ACTIVATE_LOCK=/var/lib/onevm/activate.lock
 APP="" ENV_FILE="" STATE="" MARKER="" HISTORY=""
 STARTED_AT="" START_S=0 PHASE="start" FINISHED=false SIGNAL=""
 CURRENT="" PREVIOUS="" PREV_PREVIOUS="" SWITCHING=false BACKUP_PATH="" INCIDENT="" RECOVERED=""
@@ -514,6 +516,12 @@ main() {
   START_S="$(date +%s)"
   take_lock 9 "$STATE/deploy.lock" "$LOCK_WAIT" \
     "pid=$$ script=activate.sh release=$RELEASE operator=$OPERATOR since=$STARTED_AT"
+  if [[ -w "$HOST_ACTIVATE_LOCK" ]]; then
+    take_lock 8 "$HOST_ACTIVATE_LOCK" "$LOCK_WAIT" \
+      "pid=$$ app=$APP release=$RELEASE operator=$OPERATOR since=$(iso_now)"
+  else
+    log WARN "$HOST_ACTIVATE_LOCK is missing or not writable: not serialised with other apps on this host"
+  fi
   trap on_exit EXIT
   trap 'on_signal TERM' TERM
   trap 'on_signal INT' INT

@@ -5,18 +5,19 @@ set -euo pipefail
 usage() {
   cat <<'USAGE'
 Usage: sudo uninstall.sh --app APP [--unit NAME] [--cron NAME] [--app-dir /opt/APP]
-                         [--lock-wait S]
+                         [--lock-wait S] [--owner ORG/PROJECT/STACK]
 
 Removes:  the systemd unit NAME (disable --now, file, daemon-reload), /etc/cron.d/NAME,
           the compose project's containers and networks (`docker compose -p APP down
           --remove-orphans`, WITHOUT -v), APP_DIR/releases/, APP_DIR/current,
           APP_DIR/bin/ and APP_DIR/tools/ (the scripts), APP_DIR/images/, APP_DIR/shared/.env (secrets do not outlive
-          the app) and lock/marker files in state/.
+          the app), lock/marker files in state/ and state/owner (the stack's claim).
 Keeps:    APP_DIR/backups/ (database dumps), the compose volumes of APP (e.g.
           APP_pgdata, the live database), APP_DIR/state/history.jsonl and
           state/incidents/ (audit trail), APP_DIR/logs/, and Docker images.
 Prints what it kept and why on stdout. Running it again removes nothing more.
-Waits for state/deploy.lock so it never races an activation. Must run as root.
+Waits for state/deploy.lock so it never races an activation. With --owner it first
+checks state/owner: another stack's app is left alone (exit 5). Must run as root.
 
 Options:
   --app APP       app name (compose project)
@@ -24,12 +25,14 @@ Options:
   --cron NAME     /etc/cron.d file to remove
   --app-dir DIR   default /opt/APP
   --lock-wait S   seconds to wait for state/deploy.lock (default 300)
+  --owner ID      the uninstalling stack (org/project/stack); refuse if another owns APP
   -h, --help      this help
 
 Exit codes:
   0   removed (or already absent)
   1   error (not root, docker compose down failed, ...)
   4   lock busy (an activation holds state/deploy.lock)
+  5   APP is owned by another stack than --owner: nothing removed
   64  usage error
 Log: APP_DIR/logs/uninstall.log
 USAGE
@@ -47,7 +50,7 @@ remove_path() {
 }
 
 main() {
-  local app="" unit="" cron="" app_dir="" lock_wait=300 vols n
+  local app="" unit="" cron="" app_dir="" lock_wait=300 owner="" held vols n
   while (($#)); do
     case "$1" in
       --app) need_value "$@"; app="$2"; shift 2 ;;
@@ -60,6 +63,8 @@ main() {
       --app-dir=*) app_dir="${1#*=}"; shift ;;
       --lock-wait) need_value "$@"; lock_wait="$2"; shift 2 ;;
       --lock-wait=*) lock_wait="${1#*=}"; shift ;;
+      --owner) need_value "$@"; owner="$2"; shift 2 ;;
+      --owner=*) owner="${1#*=}"; shift ;;
       -h|--help) usage; exit 0 ;;
       *) usage_error "unknown argument: $1" ;;
     esac
@@ -80,6 +85,10 @@ main() {
   setup_logging "$APP_DIR"
   log INFO "uninstalling $app ($APP_DIR)"
 
+  if [[ -n "$owner" && -f "$APP_DIR/state/owner" ]]; then
+    held="$(sed -n 's/^stack=//p' "$APP_DIR/state/owner")"
+    [[ "$held" == "$owner" ]] || die 5 "app $app on this host is managed by stack ${held:-unknown}, not $owner: leaving it installed"
+  fi
   if [[ -d "$APP_DIR/state" ]]; then
     take_lock 9 "$APP_DIR/state/deploy.lock" "$lock_wait" "pid=$$ script=uninstall.sh since=$(iso_now)"
   fi
@@ -122,6 +131,8 @@ main() {
   remove_path "$APP_DIR/state/applied"
   remove_path "$APP_DIR/bin"
   remove_path "$APP_DIR/tools"
+  # Last: the app is gone, any stack may deploy it here again.
+  remove_path "$APP_DIR/state/owner"
 
   {
     printf 'uninstalled %s. Kept:\n' "$app"
@@ -132,7 +143,7 @@ main() {
     printf '  %s/state/history.jsonl and state/incidents/  the deployment audit trail\n' "$APP_DIR"
     printf '  %s/logs/  script logs\n' "$APP_DIR"
     printf '  docker images  may be shared with other projects; remove with docker image prune\n'
-    printf 'Removed: unit %s, cron %s, containers and networks, releases/, current, bin/, tools/, images/, shared/.env and shared/tls/ (secrets)\n' \
+    printf 'Removed: unit %s, cron %s, containers and networks, releases/, current, bin/, tools/, images/, shared/.env and shared/tls/ (secrets), state/owner (the claim)\n' \
       "${unit:-(none given)}" "${cron:-(none given)}"
   }
   log INFO "uninstall of $app complete (kept backups/, volumes ${vols:-none}, state history, logs)"

@@ -1,7 +1,7 @@
 /** Pure pieces of the DigitalOcean target: cloud-init text, firewall rules, the policy, compose dataDir, the cloud-init wait. */
 import { parse } from "yaml";
 import { checkPolicy, portInRange } from "../../lib/policy";
-import { prepareAppDirCommand } from "../../lib/remote";
+import { claimAppDirCommand } from "../../lib/remote";
 import { renderCloudInit, renderMountScript } from "../../lib/render/cloudInit";
 import { renderCompose } from "../../lib/render/compose";
 import { firewallRules } from "../../lib/render/firewall";
@@ -102,17 +102,17 @@ describe("compose dataDir", () => {
 });
 
 describe("waiting for cloud-init", () => {
-    test("existing hosts: the first command is the plain directory set-up", () => {
-        expect(prepareAppDirCommand("bot", "deploy")).toBe('sudo -n install -d -o deploy -g "$(id -gn deploy)" -m 755 /opt/bot /opt/bot/tools');
+    test("existing hosts: the first command is the ownership claim", () => {
+        expect(claimAppDirCommand("bot", "deploy", "o/p/s")).toMatch(/^sudo -n sh -c '.*' onevm-claim \/opt\/bot deploy o\/p\/s \/var\/lib\/onevm$/s);
     });
     test("droplets: a bounded `cloud-init status --wait` first, failing visibly", () => {
-        const cmd = prepareAppDirCommand("bot", "deploy", { cloudInitTimeoutSeconds: 900 });
+        const cmd = claimAppDirCommand("bot", "deploy", "o/p/s", { cloudInitTimeoutSeconds: 900 });
         expect(cmd.split("\n").slice(0, 2)).toEqual(["onevm_ci=0", "sudo -n timeout 900 cloud-init status --wait </dev/null >/dev/null || onevm_ci=$?"]);
         expect(cmd).toContain('echo "cloud-init did not finish within 900s or failed (exit $onevm_ci):" >&2');
-        expect(cmd.endsWith('\nsudo -n install -d -o deploy -g "$(id -gn deploy)" -m 755 /opt/bot /opt/bot/tools')).toBe(true);
+        expect(cmd.split("\n").slice(7).join("\n")).toBe(claimAppDirCommand("bot", "deploy", "o/p/s"));
     });
     test("the wait is valid POSIX sh", () => {
         const { spawnSync } = require("child_process");
-        expect(spawnSync("sh", ["-n"], { input: prepareAppDirCommand("bot", "deploy", { cloudInitTimeoutSeconds: 5 }) }).status).toBe(0);
+        expect(spawnSync("sh", ["-n"], { input: claimAppDirCommand("bot", "deploy", "o/p/s", { cloudInitTimeoutSeconds: 5 }) }).status).toBe(0);
     });
 });

@@ -146,6 +146,10 @@ test("unit and cron carry their rendered text; unit after the first activation",
 
 test("destroy uninstalls through the bootstrap's delete, keeping data (scripts/remote/uninstall.sh)", () => {
     expect(byName("host-bootstrap").object.delete).toBe(
-        "sudo -n /opt/bot/bin/uninstall.sh --app bot --unit bot.service --cron onevm-bot-backup",
+        "sudo -n /opt/bot/bin/uninstall.sh --app bot --unit bot.service --cron onevm-bot-backup --owner organization/onevm/unit",
     );
+});
+
+test("the first remote command claims the app dir for this stack (org/project/stack)", () => {
+    expect(byName("host-dirs").object.create).toMatch(/ onevm-claim \/opt\/bot \S+ organization\/onevm\/unit \/var\/lib\/onevm$/);
 });
