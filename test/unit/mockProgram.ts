@@ -5,6 +5,9 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 
+// Compiling and running index.ts takes seconds on a busy machine: more than jest's 5 s default.
+jest.setTimeout(60_000);
+
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 const SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270";
 
@@ -69,9 +72,25 @@ export async function runProgramUnderMocks(o: MockProgramOptions): Promise<{ reg
     };
     pulumi.runtime.setAllConfig(o.config, o.secretKeys);
     const program = await import("../../index");
-    // Let every pending registration reach the mock monitor.
-    await new Promise((r) => setTimeout(r, 500));
+    // Registrations made inside applies arrive later: wait until none has arrived for a
+    // while (the mock monitor is in-process, so a quiet second means the program is done).
+    await untilQuiet(() => registrations.length);
     return { registrations, program };
+}
+
+async function untilQuiet(count: () => number, quietMs = 1000, maxMs = 30_000): Promise<void> {
+    const start = Date.now();
+    let last = -1;
+    let since = Date.now();
+    while (Date.now() - start < maxMs) {
+        if (count() !== last) {
+            last = count();
+            since = Date.now();
+        } else if (Date.now() - since >= quietMs) {
+            return;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+    }
 }
 
 export const isSecret = (v: any): boolean => !!v && typeof v === "object" && v[SECRET_SIG] === SECRET_VALUE;
