@@ -14,7 +14,8 @@ goes to every target configured in APP_DIR/shared/offsite/ (written by
 install-offsite.sh):
   ssh  sftp to USER@HOST:PORT, host key pinned (ssh_known_hosts, StrictHostKeyChecking=yes),
        key shared/offsite/ssh_key; uploaded as .NAME.part, then renamed to NAME.
-  s3   HTTPS PUT to ENDPOINT/BUCKET/PREFIX+NAME, AWS SigV4 signed by curl, whose
+  s3   HTTPS PUT to ENDPOINT/BUCKET/PREFIX+NAME, AWS SigV4 signed by curl (payload
+       sha256 signed too, so the server rejects a damaged upload), whose
        credentials come from shared/offsite/s3.curlrc (curl -K): never on a command line.
 Each copy is then downloaded again and its size and sha256 compared with the local file.
 The backup's entry in backups/backup_index.json gets "offsite_copies": one object per
@@ -111,7 +112,8 @@ s3_curl() {
   timeout "$NET_TIMEOUT" curl -sS --fail --connect-timeout 15 --max-time "$NET_TIMEOUT" \
     -K "$CONF/s3.curlrc" "$@"
 }
-s3_put() { s3_curl -o /dev/null -T "$1" "$S3_BUCKET_URL/$S3_PREFIX$2"; }
+# PUT FILE NAME SHA256: the signed payload hash lets the server reject a body damaged in transit.
+s3_put() { s3_curl -o /dev/null -H "x-amz-content-sha256: $3" -T "$1" "$S3_BUCKET_URL/$S3_PREFIX$2"; }
 s3_get() { s3_curl -o "$2" "$S3_BUCKET_URL/$S3_PREFIX$1"; }
 s3_list() {
   local encoded
@@ -189,7 +191,7 @@ copy_to() {
     back="$BACKUPS/.offsite-check-$$.dump"
     TMP_FILES+=("$back")
     rm -f -- "$back"
-    if capture "$WORK_ERR" "${t}_put" "$file" "$name" && capture "$WORK_ERR" "${t}_get" "$name" "$back"; then
+    if capture "$WORK_ERR" "${t}_put" "$file" "$name" "$sum" && capture "$WORK_ERR" "${t}_get" "$name" "$back"; then
       back_sum="$(sha256sum -- "$back" | cut -d' ' -f1)"
       back_size="$(stat -c %s -- "$back")"
       rm -f -- "$back"
