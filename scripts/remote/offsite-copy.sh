@@ -87,9 +87,17 @@ ssh_setup() {
 sftp_batch() { timeout "$NET_TIMEOUT" sftp "${SFTP_OPTS[@]}" "$SSH_DEST"; }
 
 ssh_put() {
-  local file="$1" name="$2"
-  printf -- '-mkdir "%s"\nput "%s" "%s/.%s.part"\nrename "%s/.%s.part" "%s/%s"\n' \
-    "$SSH_DIR" "$file" "$SSH_DIR" "$name" "$SSH_DIR" "$name" "$SSH_DIR" "$name" | sftp_batch >/dev/null
+  local file="$1" name="$2" dir="" part
+  {
+    # sftp's mkdir makes one level: create each one ('-': an existing one is fine).
+    for part in ${SSH_DIR//\// }; do
+      dir="${dir:+$dir/}$part"
+      [[ "$SSH_DIR" == /* && "$dir" != /* ]] && dir="/$dir"
+      printf -- '-mkdir "%s"\n' "$dir"
+    done
+    printf 'put "%s" "%s/.%s.part"\nrename "%s/.%s.part" "%s/%s"\n' \
+      "$file" "$SSH_DIR" "$name" "$SSH_DIR" "$name" "$SSH_DIR" "$name"
+  } | sftp_batch >/dev/null
 }
 ssh_get() { printf 'get "%s/%s" "%s"\n' "$SSH_DIR" "$1" "$2" | sftp_batch >/dev/null; }
 ssh_list() {
