@@ -30,10 +30,9 @@ let s3: FakeS3;
 let t: TestStack;
 
 const sha256 = (data: Buffer | string) => createHash("sha256").update(data).digest("hex");
-const containerIp = (container: string) =>
-    execFileSync("docker", ["inspect", "-f", "{{.NetworkSettings.Networks.bridge.IPAddress}}", container], { encoding: "utf8" }).trim();
-const bridgeGateway = () =>
-    execFileSync("docker", ["network", "inspect", "bridge", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}"], { encoding: "utf8" }).trim();
+const bridge = (container: string, field: "IPAddress" | "Gateway") =>
+    execFileSync("docker", ["inspect", "-f", `{{.NetworkSettings.Networks.bridge.${field}}}`, container], { encoding: "utf8" }).trim();
+const containerIp = (container: string) => bridge(container, "IPAddress");
 const index = () => JSON.parse(ssh(app, "cat /opt/bot/backups/backup_index.json").out).backups as any[];
 const entry = (id: string) => index().find((b) => b.backup_id === id);
 const localSha = (file: string) => ssh(app, `sha256sum ${file}`).out.split(" ")[0];
@@ -55,7 +54,7 @@ beforeAll(async () => {
     app = sandboxUp(APP);
     store = sandboxUp(STORE);
     storeKey = fs.readFileSync(store.privateKeyPath, "utf8");
-    s3 = await startFakeS3({ host: bridgeGateway(), accessKeyId: S3_KEY_ID, secretAccessKey: S3_SECRET, region: "us-east-1", bucket: BUCKET });
+    s3 = await startFakeS3({ host: bridge(app.container, "Gateway"), accessKeyId: S3_KEY_ID, secretAccessKey: S3_SECRET, region: "us-east-1", bucket: BUCKET });
     t = await newStack("e2e-offsite", stackConfig(app, {
         "onevm:releaseId": { value: "v1" },
         "onevm:images": { value: JSON.stringify(refs.v1) },
