@@ -9,9 +9,10 @@
 import { execFileSync } from "child_process";
 import { createHash } from "crypto";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { buildImages, newStack, removeStack, Sandbox, sandboxDown, sandboxUp, ssh, stackConfig, TestStack } from "./harness";
-import { FakeS3, startFakeS3 } from "../s3/server";
+import { FakeS3, spawnFakeS3 } from "../s3/server";
 
 jest.setTimeout(2_400_000);
 
@@ -27,6 +28,7 @@ let app: Sandbox;
 let store: Sandbox;
 let storeKey: string;
 let s3: FakeS3;
+let s3Dir: string;
 let t: TestStack;
 
 const sha256 = (data: Buffer | string) => createHash("sha256").update(data).digest("hex");
@@ -38,7 +40,7 @@ const entry = (id: string) => index().find((b) => b.backup_id === id);
 const localSha = (file: string) => ssh(app, `sha256sum ${file}`).out.split(" ")[0];
 const storeFiles = () =>
     ssh(store, `ls -1 ${STORE_DIR}`).out.trim().split("\n").filter((f) => f !== "").sort();
-const bucketFiles = () => [...s3.objects.keys()].filter((k) => k.startsWith("bot/")).map((k) => k.slice(4)).sort();
+const bucketFiles = () => [...s3.objects().keys()].filter((k) => k.startsWith("bot/")).map((k) => k.slice(4)).sort();
 const idOf = (file: string) => path.basename(file, ".dump");
 
 /** A manual backup; returns its exit code, path (stdout) and stderr. */
@@ -54,7 +56,8 @@ beforeAll(async () => {
     app = sandboxUp(APP);
     store = sandboxUp(STORE);
     storeKey = fs.readFileSync(store.privateKeyPath, "utf8");
-    s3 = await startFakeS3({ host: bridge(app.container, "Gateway"), accessKeyId: S3_KEY_ID, secretAccessKey: S3_SECRET, region: "us-east-1", bucket: BUCKET });
+    s3Dir = fs.mkdtempSync(path.join(os.tmpdir(), "onevm-os-s3-"));
+    s3 = await spawnFakeS3({ dir: path.join(s3Dir, "objects"), host: bridge(app.container, "Gateway"), accessKeyId: S3_KEY_ID, secretAccessKey: S3_SECRET, region: "us-east-1", bucket: BUCKET });
     t = await newStack("e2e-offsite", stackConfig(app, {
         "onevm:releaseId": { value: "v1" },
         "onevm:images": { value: JSON.stringify(refs.v1) },
@@ -75,6 +78,9 @@ afterAll(async () => {
         await removeStack(t);
     }
     await s3?.stop();
+    if (s3Dir) {
+        fs.rmSync(s3Dir, { recursive: true, force: true });
+    }
     sandboxDown(APP);
     sandboxDown(STORE);
 });
@@ -111,10 +117,10 @@ test("a manual backup is copied to os-store and the bucket, verified by sha256 a
     expect(storeFiles()).toEqual([name]);
     expect(ssh(store, `sha256sum ${STORE_DIR}/${name}`).out.split(" ")[0]).toBe(sum);
     expect(bucketFiles()).toEqual([name]);
-    expect(sha256(s3.objects.get(`bot/${name}`)!)).toBe(sum);
+    expect(sha256(s3.objects().get(`bot/${name}`)!)).toBe(sum);
     // Every request the bucket saw carried a valid signature made with the configured secret.
-    expect(s3.requests.length).toBeGreaterThanOrEqual(3);
-    expect(s3.requests.filter((q) => !q.signed)).toEqual([]);
+    expect(s3.requests().length).toBeGreaterThanOrEqual(3);
+    expect(s3.requests().filter((q) => !q.signed)).toEqual([]);
 
     const copies = entry(idOf(first)).offsite_copies;
     expect(copies).toHaveLength(2);

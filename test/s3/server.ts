@@ -3,30 +3,39 @@
  * DELETE object, ListObjectsV2), checking every request's AWS SigV4 signature against one
  * key pair: a wrong or missing secret on the VM fails the copy as a real bucket would.
  * Tests only: plain HTTP on the address given (the docker bridge gateway for sandboxes).
+ * It runs in its own process (spawnFakeS3): the e2e tests block their event loop in
+ * spawnSync while the VM talks to it. Objects live as files in a directory, requests are
+ * appended to requests.jsonl beside them, so the test reads both from disk.
  */
+import { ChildProcess, spawn } from "child_process";
 import { createHash, createHmac } from "crypto";
+import * as fs from "fs";
 import * as http from "http";
 import type { AddressInfo } from "net";
-
-export interface FakeS3 {
-    url: string;
-    port: number;
-    bucket: string;
-    /** key -> content; survives stop()/start(). */
-    objects: Map<string, Buffer>;
-    /** Every request: method, path, whether its signature verified. */
-    requests: Array<{ method: string; path: string; signed: boolean }>;
-    /** Stops listening (a target that is down); start() listens on the same port again. */
-    stop(): Promise<void>;
-    start(): Promise<void>;
-}
+import * as path from "path";
 
 export interface FakeS3Options {
     host: string;
+    /** 0: any free port. */
+    port?: number;
     accessKeyId: string;
     secretAccessKey: string;
     region: string;
     bucket: string;
+    /** Objects are stored here (file name: the URI-encoded key); requests in DIR/../requests.jsonl. */
+    dir: string;
+}
+
+export interface FakeS3 {
+    url: string;
+    bucket: string;
+    /** key -> content, read from the directory; survives stop()/start(). */
+    objects(): Map<string, Buffer>;
+    /** Every request: method, path, whether its signature verified. */
+    requests(): Array<{ method: string; path: string; signed: boolean }>;
+    /** Stops the server process (a target that is down); start() serves on the same port again. */
+    stop(): Promise<void>;
+    start(): Promise<void>;
 }
 
 const sha256 = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
@@ -89,9 +98,16 @@ function error(res: http.ServerResponse, status: number, code: string, message: 
     res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${xmlEscape(message)}</Message></Error>`);
 }
 
-export async function startFakeS3(o: FakeS3Options): Promise<FakeS3> {
-    const objects = new Map<string, Buffer>();
-    const requests: FakeS3["requests"] = [];
+const requestLog = (o: FakeS3Options) => path.join(path.dirname(o.dir), "requests.jsonl");
+const objectFile = (o: FakeS3Options, key: string) => path.join(o.dir, encodeURIComponent(key));
+
+function readObjects(o: FakeS3Options): Map<string, Buffer> {
+    return new Map(fs.readdirSync(o.dir).map((f) => [decodeURIComponent(f), fs.readFileSync(path.join(o.dir, f))]));
+}
+
+/** Serves in this process until it exits; resolves with the URL. */
+export function serveFakeS3(o: FakeS3Options): Promise<string> {
+    fs.mkdirSync(o.dir, { recursive: true });
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
         const chunks: Buffer[] = [];
         req.on("data", (c: Buffer) => chunks.push(c));
@@ -99,7 +115,7 @@ export async function startFakeS3(o: FakeS3Options): Promise<FakeS3> {
             const body = Buffer.concat(chunks);
             const url = new URL(req.url ?? "/", "http://s3");
             const problem = checkSignature(req, body, o);
-            requests.push({ method: req.method ?? "", path: url.pathname, signed: problem === undefined });
+            fs.appendFileSync(requestLog(o), `${JSON.stringify({ method: req.method ?? "", path: url.pathname, signed: problem === undefined })}\n`);
             if (problem) {
                 return error(res, 403, "SignatureDoesNotMatch", problem);
             }
@@ -110,6 +126,7 @@ export async function startFakeS3(o: FakeS3Options): Promise<FakeS3> {
             }
             if (key === "" && req.method === "GET") {
                 const prefix = url.searchParams.get("prefix") ?? "";
+                const objects = readObjects(o);
                 const keys = [...objects.keys()].filter((k) => k.startsWith(prefix)).sort();
                 res.writeHead(200, { "content-type": "application/xml" });
                 return res.end(
@@ -121,12 +138,12 @@ export async function startFakeS3(o: FakeS3Options): Promise<FakeS3> {
             }
             switch (req.method) {
                 case "PUT":
-                    objects.set(key, body);
+                    fs.writeFileSync(objectFile(o, key), body);
                     res.writeHead(200, { etag: `"${createHash("md5").update(body).digest("hex")}"` });
                     return res.end();
                 case "GET":
                 case "HEAD": {
-                    const data = objects.get(key);
+                    const data = fs.existsSync(objectFile(o, key)) ? fs.readFileSync(objectFile(o, key)) : undefined;
                     if (!data) {
                         return error(res, 404, "NoSuchKey", key);
                     }
@@ -134,7 +151,7 @@ export async function startFakeS3(o: FakeS3Options): Promise<FakeS3> {
                     return res.end(req.method === "GET" ? data : undefined);
                 }
                 case "DELETE":
-                    objects.delete(key);
+                    fs.rmSync(objectFile(o, key), { force: true });
                     res.writeHead(204);
                     return res.end();
                 default:
@@ -142,36 +159,57 @@ export async function startFakeS3(o: FakeS3Options): Promise<FakeS3> {
             }
         });
     };
-    let server: http.Server | undefined;
-    let port = 0;
+    return new Promise((resolve, reject) => {
+        const server = http.createServer(handler);
+        server.once("error", reject);
+        server.listen(o.port ?? 0, o.host, () => resolve(`http://${o.host}:${(server.address() as AddressInfo).port}`));
+    });
+}
+
+/** Starts the server in a child process (node + ts-node), returning a handle that reads its files. */
+export async function spawnFakeS3(o: FakeS3Options): Promise<FakeS3> {
+    let child: ChildProcess | undefined;
+    let port = o.port ?? 0;
     const start = () =>
         new Promise<void>((resolve, reject) => {
-            server = http.createServer(handler);
-            server.once("error", reject);
-            server.listen(port, o.host, () => {
-                port = (server!.address() as AddressInfo).port;
-                resolve();
+            child = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", __filename, JSON.stringify({ ...o, port })], {
+                stdio: ["ignore", "pipe", "inherit"],
             });
+            let out = "";
+            child.stdout!.on("data", (d: Buffer) => {
+                out += d.toString();
+                const m = /^(http:\/\/\S+)\n/.exec(out);
+                if (m) {
+                    port = Number(new URL(m[1]).port);
+                    resolve();
+                }
+            });
+            child.once("exit", (code) => reject(new Error(`fake S3 server exited ${code}: ${out}`)));
         });
     const stop = () =>
         new Promise<void>((resolve) => {
-            if (!server) {
+            if (!child || child.exitCode !== null) {
                 return resolve();
             }
-            server.closeAllConnections();
-            server.close(() => resolve());
-            server = undefined;
+            child.once("exit", () => resolve());
+            child.kill("SIGTERM");
         });
     await start();
     return {
         get url() {
             return `http://${o.host}:${port}`;
         },
-        port,
         bucket: o.bucket,
-        objects,
-        requests,
+        objects: () => readObjects(o),
+        requests: () =>
+            fs.existsSync(requestLog(o))
+                ? fs.readFileSync(requestLog(o), "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l))
+                : [],
         stop,
         start,
     };
+}
+
+if (require.main === module) {
+    serveFakeS3(JSON.parse(process.argv[2])).then((url) => process.stdout.write(`${url}\n`));
 }
