@@ -18,12 +18,14 @@ import { checkPolicy, PolicyError } from "./lib/policy";
 import { stackIdentity } from "./lib/remote";
 import { pgDataDir } from "./lib/render/cloudInit";
 import { firewallRules } from "./lib/render/firewall";
+import { renderOffsiteFiles } from "./lib/render/offsite";
 import { BackupCron } from "./components/backupCron";
 import { VmConnection } from "./components/connection";
 import { DigitalOceanVm } from "./components/droplet";
 import { CloudFirewall } from "./components/firewall";
 import { ExistingHost } from "./components/existingHost";
 import { HostSetup } from "./components/hostSetup";
+import { OffsiteTargets } from "./components/offsiteTargets";
 import { Release } from "./components/release";
 import { SecretsFile } from "./components/secretsFile";
 import { SystemdUnit } from "./components/systemdUnit";
@@ -209,6 +211,28 @@ function deployOnVm(): pulumi.Output<string> {
         { connection: vm.connection, app: cfg.app, unitName: unit, unitText: renderUnit(cfg.app, user) },
         { dependsOn: [release] },
     );
+
+    const { ssh: offsiteSsh, s3: offsiteS3 } = cfg.offsite;
+    if (offsiteSsh || offsiteS3) {
+        new OffsiteTargets(
+            "offsite",
+            {
+                connection: vm.connection,
+                app: cfg.app,
+                filesJson: pulumi.secret(
+                    renderOffsiteFiles({
+                        ssh: offsiteSsh && { ...offsiteSsh, privateKey: cfg.secrets.offsiteSshPrivateKey! },
+                        s3: offsiteS3 && {
+                            ...offsiteS3,
+                            accessKeyId: cfg.secrets.offsiteS3AccessKeyId!,
+                            secretAccessKey: cfg.secrets.offsiteS3SecretAccessKey!,
+                        },
+                    }),
+                ),
+            },
+            { dependsOn: [setup.ready] },
+        );
+    }
 
     new BackupCron(
         "backup",

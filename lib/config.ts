@@ -54,6 +54,27 @@ export interface TlsConfig {
     proxyImage: string;
 }
 
+/** onevm:offsiteSsh: another SSH host that keeps copies of the backups (sftp). */
+export interface OffsiteSshConfig {
+    host: string;
+    port: number;
+    user: string;
+    /** Directory on that host (relative to the user's home unless it starts with /). */
+    path: string;
+    /** Its SSH host public key, pinned: the copy refuses any other. */
+    hostPublicKey: string;
+}
+
+/** onevm:offsiteS3: an S3-compatible bucket (DigitalOcean Spaces, AWS S3, MinIO, ...). */
+export interface OffsiteS3Config {
+    /** Base URL, e.g. https://fra1.digitaloceanspaces.com; objects are ENDPOINT/BUCKET/PREFIX+NAME. */
+    endpoint: string;
+    region: string;
+    bucket: string;
+    /** Key prefix, "" or ending in "/". Default "<app>/". */
+    prefix: string;
+}
+
 export interface OnevmConfig {
     app: string;
     target: (typeof TARGETS)[number];
@@ -71,6 +92,8 @@ export interface OnevmConfig {
     backupSchedule: string;
     backupKeep: number;
     backupMinFreeMb: number;
+    /** Off-host copies of each scheduled and manual backup; none when both are absent. */
+    offsite: { ssh?: OffsiteSshConfig; s3?: OffsiteS3Config };
     postgresUser: string;
     postgresDb: string;
     /** Bump to generate a new database password (rotation). */
@@ -82,6 +105,9 @@ export interface OnevmConfig {
         telegramBotToken: string;
         /** Extra environment for the app, KEY -> value. */
         appEnv: Record<string, string>;
+        offsiteSshPrivateKey?: string;
+        offsiteS3AccessKeyId?: string;
+        offsiteS3SecretAccessKey?: string;
     };
 }
 
@@ -129,6 +155,11 @@ export const CONFIG_KEYS: Record<string, string> = {
     backupSchedule: "Five-field cron schedule of the scheduled backup. Default `17 3 * * *`.",
     backupKeep: "Verified backups kept. Default 7.",
     backupMinFreeMb: "Free space the backup requires, in MB. Default 2048.",
+    offsiteSsh: "Off-host backup copies over sftp: object {host, port (default 22), user, path, hostPublicKey (pinned)}. Needs offsiteSshPrivateKey.",
+    offsiteSshPrivateKey: "secret; offsiteSsh: the private key that logs in to the off-host SSH target.",
+    offsiteS3: "Off-host backup copies in an S3-compatible bucket (e.g. DigitalOcean Spaces): object {endpoint (https://...), region, bucket, prefix (default `<app>/`), allowHttp (default false)}. Needs the two S3 keys.",
+    offsiteS3AccessKeyId: "secret; offsiteS3: the access key id.",
+    offsiteS3SecretAccessKey: "secret; offsiteS3: the secret access key.",
     postgresUser: "PostgreSQL role of the app. Default `bot`.",
     postgresDb: "PostgreSQL database of the app. Default `bot`.",
     dbPasswordVersion: "Bump to rotate the generated database password. Default 1.",
@@ -209,7 +240,14 @@ function reader(read: ConfigReader, secretKeys: ReadonlySet<string>): Reader {
     };
 }
 
-export const SECRET_KEYS = new Set(["sshPrivateKey", "telegramBotToken", "appEnv"]);
+export const SECRET_KEYS = new Set([
+    "sshPrivateKey",
+    "telegramBotToken",
+    "appEnv",
+    "offsiteSshPrivateKey",
+    "offsiteS3AccessKeyId",
+    "offsiteS3SecretAccessKey",
+]);
 
 /** Env keys onevm itself writes to .env; user appEnv may not override them. */
 export const RESERVED_ENV_KEYS = new Set([
@@ -335,6 +373,7 @@ export function parseConfig(read: ConfigReader, defaults: { operator?: string } 
         backupSchedule: r.str("backupSchedule", { def: "17 3 * * *", rule: v.cronSchedule })!.trim(),
         backupKeep: r.int("backupKeep", 7, v.intBetween(1, 1000)),
         backupMinFreeMb: r.int("backupMinFreeMb", 2048, v.intBetween(0, 10_000_000)),
+        offsite: { ssh: parseOffsiteSsh(r), s3: parseOffsiteS3(r, app) },
         postgresUser: r.str("postgresUser", { def: "bot", rule: pgIdentifier })!,
         postgresDb: r.str("postgresDb", { def: "bot", rule: pgIdentifier })!,
         dbPasswordVersion: r.int("dbPasswordVersion", 1, v.intBetween(1, 1_000_000)),
@@ -343,8 +382,20 @@ export function parseConfig(read: ConfigReader, defaults: { operator?: string } 
             sshPrivateKey,
             telegramBotToken: r.str("telegramBotToken", { rule: v.envValue, required: true }) ?? "",
             appEnv: extra,
+            offsiteSshPrivateKey: r.str("offsiteSshPrivateKey", { rule: v.sshPrivateKey, required: read("offsiteSsh") !== undefined }),
+            offsiteS3AccessKeyId: r.str("offsiteS3AccessKeyId", { rule: s3AccessKeyId, required: read("offsiteS3") !== undefined }),
+            offsiteS3SecretAccessKey: r.str("offsiteS3SecretAccessKey", { rule: s3SecretKey, required: read("offsiteS3") !== undefined }),
         },
     };
+    for (const [secret, target] of [
+        ["offsiteSshPrivateKey", "offsiteSsh"],
+        ["offsiteS3AccessKeyId", "offsiteS3"],
+        ["offsiteS3SecretAccessKey", "offsiteS3"],
+    ]) {
+        if (read(secret) !== undefined && read(target) === undefined) {
+            p.push(`${NAMESPACE}:${secret} is set but ${NAMESPACE}:${target} is not: set the target or remove the key`);
+        }
+    }
     if (p.length > 0) {
         throw new ConfigError(p);
     }
@@ -356,6 +407,117 @@ const pgIdentifier: v.Rule<string> = (x) =>
 
 const operatorName: v.Rule<string> = (x) =>
     /^[A-Za-z0-9._@-]{1,64}$/.test(x) ? undefined : "must be 1-64 letters, digits, '.', '_', '@' or '-'";
+
+const s3AccessKeyId: v.Rule<string> = (x) =>
+    /^[A-Za-z0-9_+=./-]{3,128}$/.test(x) ? undefined : "must be 3-128 letters, digits or _+=./- (an S3 access key id)";
+
+const s3SecretKey: v.Rule<string> = (x) =>
+    /^[\x21-\x7e]{8,256}$/.test(x) ? undefined : "must be 8-256 printable ASCII characters without spaces (an S3 secret key)";
+
+/** sftp paths: no spaces, quotes or '..', so they pass through sftp's batch syntax unchanged. */
+const offsitePath: v.Rule<string> = (x) =>
+    /^\/?[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*\/?$/.test(x) && !x.split("/").includes("..")
+        ? undefined
+        : "must be a directory path of letters, digits, '.', '_', '-' and '/' (no spaces or '..')";
+
+const bucketName: v.Rule<string> = (x) =>
+    /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(x) && !x.includes("..") ? undefined : "must be an S3 bucket name (3-63 lowercase letters, digits, '.', '-')";
+
+const s3Prefix: v.Rule<string> = (x) =>
+    x === "" || (/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*\/$/.test(x) && !x.split("/").includes(".."))
+        ? undefined
+        : "must be empty or path segments of letters, digits, '.', '_', '-' ending in '/' (e.g. 'bot/')";
+
+/** An object config value: unknown fields are reported (a typo must not silently drop a setting). */
+function configObject(r: Reader, key: string, fields: readonly string[]): Record<string, unknown> | undefined {
+    const value = r.json<unknown>(key);
+    if (value === undefined) {
+        return undefined;
+    }
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+        r.problems.push(`${NAMESPACE}:${key} must be an object with ${fields.join(", ")}`);
+        return undefined;
+    }
+    for (const extra of Object.keys(value).filter((k) => !fields.includes(k))) {
+        r.problems.push(`${NAMESPACE}:${key}.${extra} is not a setting (known: ${fields.join(", ")})`);
+    }
+    return value as Record<string, unknown>;
+}
+
+/** field: a string field of a config object, checked by rule; required unless def is given. */
+function field(r: Reader, key: string, o: Record<string, unknown>, name: string, rule: v.Rule<string>, def?: string): string {
+    const value = o[name];
+    if (value === undefined || value === "") {
+        if (def === undefined) {
+            r.problems.push(`${NAMESPACE}:${key}.${name} is required`);
+        }
+        return def ?? "";
+    }
+    const problem = typeof value !== "string" ? "must be a string" : rule(value);
+    if (problem) {
+        r.problems.push(`${NAMESPACE}:${key}.${name} = ${JSON.stringify(value)} ${problem}`);
+        return def ?? "";
+    }
+    return value as string;
+}
+
+function parseOffsiteSsh(r: Reader): OffsiteSshConfig | undefined {
+    const key = "offsiteSsh";
+    const o = configObject(r, key, ["host", "port", "user", "path", "hostPublicKey"]);
+    if (!o) {
+        return undefined;
+    }
+    let port = 22;
+    if (o.port !== undefined) {
+        const n = typeof o.port === "number" ? o.port : /^\d+$/.test(String(o.port)) ? Number(o.port) : NaN;
+        const problem = Number.isNaN(n) ? "must be an integer port between 1 and 65535" : v.port(n);
+        if (problem) {
+            r.problems.push(`${NAMESPACE}:${key}.port = ${JSON.stringify(o.port)} ${problem}`);
+        } else {
+            port = n;
+        }
+    }
+    return {
+        host: field(r, key, o, "host", v.hostName),
+        port,
+        user: field(r, key, o, "user", v.unixUser),
+        path: field(r, key, o, "path", offsitePath),
+        hostPublicKey: field(r, key, o, "hostPublicKey", v.sshPublicKey).trim(),
+    };
+}
+
+function parseOffsiteS3(r: Reader, app: string): OffsiteS3Config | undefined {
+    const key = "offsiteS3";
+    const o = configObject(r, key, ["endpoint", "region", "bucket", "prefix", "allowHttp"]);
+    if (!o) {
+        return undefined;
+    }
+    if (o.allowHttp !== undefined && typeof o.allowHttp !== "boolean" && o.allowHttp !== "true" && o.allowHttp !== "false") {
+        r.problems.push(`${NAMESPACE}:${key}.allowHttp must be true or false`);
+    }
+    const allowHttp = o.allowHttp === true || o.allowHttp === "true";
+    const endpoint = field(r, key, o, "endpoint", (x) => {
+        let url: URL;
+        try {
+            url = new URL(x);
+        } catch {
+            return "must be a URL such as https://fra1.digitaloceanspaces.com";
+        }
+        if (url.protocol !== "https:" && !(url.protocol === "http:" && allowHttp)) {
+            return "must use https:// (backups would cross the network in clear; set allowHttp: true only for a local test server)";
+        }
+        if (url.pathname !== "/" || url.search || url.hash || url.username || url.password || /[/?#]$/.test(x)) {
+            return "must be only scheme://host[:port], without path, query, credentials or trailing '/'";
+        }
+        return undefined;
+    });
+    return {
+        endpoint,
+        region: field(r, key, o, "region", (x) => (/^[a-z0-9-]{2,32}$/.test(x) ? undefined : "must be a region name such as fra1 or us-east-1")),
+        bucket: field(r, key, o, "bucket", bucketName),
+        prefix: field(r, key, o, "prefix", s3Prefix, `${app}/`),
+    };
+}
 
 function stringList(r: Reader, key: string): string[] | undefined {
     const list = r.json<unknown>(key);

@@ -173,3 +173,13 @@ export function installTlsCommand(app: string): string {
 export function removeTlsCommand(app: string): string {
     return `sudo -n rm -rf -- ${vmPaths(app).tls}`;
 }
+
+/** Installs shared/offsite/ (targets, SSH key, pinned host key, S3 curl config) from JSON on stdin. */
+export function installOffsiteCommand(app: string): string {
+    return script(app, "install-offsite.sh", ["--app-dir", vmPaths(app).root]);
+}
+
+/** Removes shared/offsite/ when the off-host targets are removed from the config. */
+export function removeOffsiteCommand(app: string): string {
+    return script(app, "install-offsite.sh", ["--remove", "--app-dir", vmPaths(app).root]);
+}

@@ -6,7 +6,7 @@ set -euo pipefail
 usage() {
   cat <<'USAGE'
 Usage: backup.sh [--type scheduled|pre_deployment|manual] [--min-free-mb N] [--keep N]
-                 [--release ID] [--lock-wait S] [--app-dir /opt/APP]
+                 [--release ID] [--lock-wait S] [--no-offsite] [--app-dir /opt/APP]
        backup.sh --verify FILE|BACKUP_ID [--app-dir /opt/APP]
 
 Backup: checks free space in APP_DIR/backups, runs `pg_dump -Fc` inside the running
@@ -15,7 +15,9 @@ POSTGRES_USER / POSTGRES_DB: no credential passes through this script), writes
 backups/.tmp-PID.dump, verifies it (PGDMP header + `pg_restore --list` lists entries),
 then renames it to backups/<APP>_<YYYYmmdd_HHMMSS>_<type>.dump, records it in
 backups/backup_index.json, writes LAST_SUCCESS ("<ISO time> <file>") and applies
-retention. Prints the backup file path on stdout.
+retention. Prints the backup file path on stdout. When off-host targets are configured
+(APP_DIR/shared/offsite, see offsite-copy.sh) a verified scheduled or manual backup is then
+copied there; pre_deployment backups stay local (a deploy never waits on the network).
 A dump that fails verification is kept as <name>.dump.unverified, recorded with
 "verified": false, and LAST_SUCCESS is left alone.
 
@@ -34,6 +36,7 @@ Options:
   --release ID      artifact_id recorded in the index (default: the current release)
   --lock-wait S     seconds to wait for state/backup.lock (default 300)
   --verify X        verify an existing backup instead of taking one
+  --no-offsite      do not copy the backup to the off-host targets
   --app-dir DIR     app directory (default: derived from the script's place)
   -h, --help        this help
 
@@ -43,6 +46,8 @@ Exit codes:
   2   verification failed (file kept as *.unverified, verified:false in the index)
   3   insufficient disk space
   4   lock busy (another backup holds state/backup.lock)
+  5   backup taken and verified locally, but its off-host copy failed on a target
+      (offsite-copy.sh; details in logs/offsite-copy.log and the index's offsite_copies)
   64  usage error
 Log: APP_DIR/logs/backup.log
 USAGE
@@ -203,7 +208,7 @@ do_verify() {
 }
 
 main() {
-  local app_dir="" type="manual" min_free=2048 keep=7 release="" lock_wait=300 verify=""
+  local app_dir="" type="manual" min_free=2048 keep=7 release="" lock_wait=300 verify="" offsite=1
   local free_mb pg tmp err rc stamp name final created_at bytes mb verified_at entry retention_until
   while (($#)); do
     case "$1" in
@@ -219,6 +224,7 @@ main() {
       --lock-wait=*) lock_wait="${1#*=}"; shift ;;
       --verify) need_value "$@"; verify="$2"; shift 2 ;;
       --verify=*) verify="${1#*=}"; shift ;;
+      --no-offsite) offsite=0; shift ;;
       --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
       --app-dir=*) app_dir="${1#*=}"; shift ;;
       -h|--help) usage; exit 0 ;;
@@ -316,6 +322,14 @@ main() {
   apply_retention "$keep"
   log INFO "Backup complete: $final"
   printf '%s\n' "$final"
+  if [[ "$offsite" -eq 1 && "$type" != pre_deployment && -f "$APP_DIR/shared/offsite/targets.json" ]]; then
+    # The local backup stays verified whatever happens off-host; exit 5 says the copy failed.
+    bash "$SCRIPT_DIR/offsite-copy.sh" "$final" --keep "$keep" --lock-held --app-dir "$APP_DIR" >&2 || {
+      rc=$?
+      [[ "$rc" -eq 5 ]] || log ERROR "offsite-copy.sh exited $rc"
+      exit 5
+    }
+  fi
 }
 
 main "$@"
