@@ -5,6 +5,6 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash scripts/setup.sh >&2
-# shellcheck source=../scripts/env.sh
+# shellcheck source=scripts/env.sh
 source scripts/env.sh
 exec ts-node --transpile-only bench/bench.ts "$@"
