@@ -120,12 +120,22 @@ async function openTunnel(vm: Sandbox): Promise<{ port: number; proc: ChildProce
         "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes", "-o", "LogLevel=ERROR",
         "-L", `127.0.0.1:${port}:127.0.0.1:8080`, `${vm.user}@${vm.host}`,
     ], { stdio: "ignore" });
-    for (let i = 0; i < 100; i++) {
-        if (await probeOnce({ protocol: "http", host: "127.0.0.1", port, path: "/health" }, PROBE_TIMEOUT_MS).then(() => true, () => false)) return { port, proc };
-        await sleep(200);
+    try {
+        await untilAnswers({ protocol: "http", host: "127.0.0.1", port, path: "/health" });
+    } catch (e) {
+        proc.kill();
+        throw e;
     }
-    proc.kill();
-    throw new Error("the SSH forward to the VM's bot-api never answered");
+    return { port, proc };
+}
+
+/** Waits (at most 2 minutes) until the target answers a probe: the baseline before a switch. */
+async function untilAnswers(target: ProbeTarget): Promise<void> {
+    for (let i = 0; i < 240; i++) {
+        if (await probeOnce(target, PROBE_TIMEOUT_MS).then(() => true, () => false)) return;
+        await sleep(500);
+    }
+    throw new Error(`${target.protocol}://${target.host}:${target.port}${target.path} never answered`);
 }
 
 async function deploy(t: TestStack, release: string, images: Record<string, string>) {
@@ -187,7 +197,7 @@ async function runScenario(scenario: Scenario, refs: Record<string, Record<strin
         let target: ProbeTarget;
         if (scenario === "tls") {
             target = { protocol: "https", host: "127.0.0.1", port: vm.httpsPort, path: "/health", servername: DOMAIN, ca: fresh.outputs.tlsCaCertificate.value as string };
-            await probeOnce(target, PROBE_TIMEOUT_MS);
+            await untilAnswers(target);
         } else {
             const tn = await openTunnel(vm);
             tunnel = tn.proc;
@@ -276,13 +286,21 @@ async function main() {
     log(`machine: ${JSON.stringify(host)}`);
     const [refs, imageBuildMs] = await timed(async () => buildImages(["v1", "v2"], { proxy: scenarios.includes("tls") }));
     const results: ScenarioResult[] = [];
-    for (const s of scenarios) results.push(await runScenario(s, refs, s === "default" ? noopRuns : 0));
-    const table = renderTable(rows(results, imageBuildMs));
+    const failures: string[] = [];
+    for (const s of scenarios) {
+        // One scenario failing still reports the others.
+        await runScenario(s, refs, s === "default" ? noopRuns : 0).then(
+            (r) => void results.push(r),
+            (e: Error) => void failures.push(`scenario ${s} FAILED: ${e.message.split("\n")[0]}`),
+        );
+    }
+    const table = [renderTable(rows(results, imageBuildMs)), ...failures].join("\n");
     const machineLine = `Machine: ${host.nproc} cores (${host.cpu}), ${host.memoryGiB} GiB, ${host.kernel}; load average at start ${host.loadAvgAtStart.join(" ")}; ${host.date}`;
     const dir = path.join(ROOT, "bench", "results");
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, "latest.json"), JSON.stringify({ machine: host, targets: TARGETS, seed: SEED, probe: { intervalMs: INTERVAL_MS, timeoutMs: PROBE_TIMEOUT_MS }, imageBuildMs, results, table }, null, 2) + "\n");
     process.stdout.write(`${machineLine}\n\n${table}\n`);
+    if (failures.length) process.exitCode = 1;
 }
 
 main().catch((e) => {

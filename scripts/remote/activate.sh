@@ -313,6 +313,9 @@ start_services() {
 start_surge() {
   local dir="$1" i status=""
   compose "$dir" config --services 2>/dev/null | grep -qx proxy || return 0
+  # Only a running bot-api has traffic to cover (not on a first deployment).
+  [[ -n "$(docker ps -q --filter "label=com.docker.compose.project=$APP" \
+    --filter "label=com.docker.compose.service=bot-api" --filter "label=com.docker.compose.oneoff=False")" ]] || return 0
   SURGE="$APP-bot-api-surge"
   docker rm -f "$SURGE" >/dev/null 2>&1 || true
   if ! compose "$dir" run -d --no-deps --use-aliases --name "$SURGE" bot-api >/dev/null; then
