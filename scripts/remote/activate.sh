@@ -70,7 +70,7 @@ BACKUP_MIN_FREE=2048 TIMEOUT=600
 APP="" ENV_FILE="" STATE="" MARKER="" HISTORY=""
 STARTED_AT="" START_S=0 PHASE="start" FINISHED=false SIGNAL=""
 CURRENT="" PREVIOUS="" PREV_PREVIOUS="" SWITCHING=false BACKUP_PATH="" INCIDENT="" RECOVERED=""
-HOLD_PID="" SURGE=""
+HOLD_PID=""
 STALE_RELEASE="" STALE_PREVIOUS="" STALE_PREV_PREVIOUS="" STALE_SWITCH=false
 
 # run_logged CMD...: run, copying its output to stderr and the log file; returns its status.
@@ -189,7 +189,6 @@ on_exit() {
   [[ "$FINISHED" == true ]] && return 0
   [[ -n "$SIGNAL" ]] && result=interrupted
   FINISHED=true
-  stop_surge
   append_history "$result" "$rc" "ended unexpectedly (exit $rc${SIGNAL:+, SIG$SIGNAL}) in phase $PHASE" >/dev/null || true
   if [[ -f "$MARKER" ]]; then
     jq -c '.history_written = true' "$MARKER" 2>/dev/null | atomic_write "$MARKER" 644 || true
@@ -290,58 +289,6 @@ applied_matches() {
 
 health() {
   bash "$SCRIPT_DIR/health-check.sh" --app-dir "$APP_DIR" "$@"
-}
-
-# start_services DIR: converge the release in DIR, bot-api first. The migrations already ran
-# (run_migrations); a plain `up` would stop the old bot-api at once and start the new one
-# only after running migrate again (~10 s of downtime measured by npm run bench). migrate's
-# own container follows, for the record health-check.sh reads (exited 0; schema current).
-# shellcheck disable=SC2317  # invoked through run_logged
-start_services() {
-  local dir="$1"
-  local services=()
-  mapfile -t services < <(compose "$dir" config --services | grep -vx migrate)
-  [[ "${#services[@]}" -gt 0 ]] || return 1
-  compose "$dir" up -d --no-deps --remove-orphans "${services[@]}" || return $?
-  compose "$dir" up -d --no-deps migrate
-}
-
-# start_surge DIR: with the TLS proxy in front, a one-off container of the new bot-api joins
-# the network under the alias bot-api before the service container is recreated. The proxy
-# dials `bot-api`, which resolves to the live containers only, so requests are served
-# throughout the recreate. Best effort: without it the switch just has its usual gap.
-start_surge() {
-  local dir="$1" i status=""
-  compose "$dir" config --services 2>/dev/null | grep -qx proxy || return 0
-  # Only a running bot-api has traffic to cover (not on a first deployment).
-  [[ -n "$(docker ps -q --filter "label=com.docker.compose.project=$APP" \
-    --filter "label=com.docker.compose.service=bot-api" --filter "label=com.docker.compose.oneoff=False")" ]] || return 0
-  SURGE="$APP-bot-api-surge"
-  docker rm -f "$SURGE" >/dev/null 2>&1 || true
-  if ! compose "$dir" run -d --no-deps --use-aliases --name "$SURGE" bot-api >/dev/null; then
-    log WARN "could not start $SURGE: switching without overlap"
-    SURGE=""
-    return 0
-  fi
-  for ((i = 0; i < 120; i++)); do
-    status="$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$SURGE" 2>/dev/null || true)"
-    if [[ "$status" == healthy ]]; then
-      log INFO "$SURGE (release $RELEASE) is healthy and serves beside the old bot-api"
-      return 0
-    fi
-    [[ "$status" == unhealthy || -z "$status" ]] && break
-    sleep 0.5
-  done
-  log WARN "$SURGE is not healthy (${status:-no health status}): switching without overlap"
-  stop_surge
-}
-
-# stop_surge: drain (SIGTERM: uvicorn finishes in-flight requests) and remove the surge container.
-stop_surge() {
-  [[ -n "$SURGE" ]] || return 0
-  docker stop -t 10 "$SURGE" >/dev/null 2>&1 || true
-  docker rm -f "$SURGE" >/dev/null 2>&1 || true
-  SURGE=""
 }
 
 # ensure_images: every image the release needs is present locally.
@@ -479,7 +426,6 @@ rollback() {
   local trigger="$1" failed_at rb_json rb_rc=0 rb_result rb_detail prev_dir
   failed_at="$(iso_now)"
   set_phase rollback
-  stop_surge
   log ERROR "release $RELEASE failed: $trigger"
   if ! installed "$PREVIOUS"; then
     if [[ "$SWITCHING" == true ]]; then
@@ -494,7 +440,7 @@ rollback() {
   log WARN "Rolling back to $PREVIOUS"
   atomic_symlink "releases/$PREVIOUS" "$APP_DIR/current"
   write_state_previous "$PREV_PREVIOUS"
-  run_logged start_services "$prev_dir" || log ERROR "docker compose up -d of $PREVIOUS failed"
+  run_logged compose "$prev_dir" up -d --remove-orphans || log ERROR "docker compose up -d of $PREVIOUS failed"
   rb_json="$(health --retries "$HEALTH_RETRIES" --interval "$HEALTH_INTERVAL" --json)" || rb_rc=$?
   rb_detail="$(jq -r '.summary // ""' <<<"$rb_json" 2>/dev/null || true)"
   if [[ "$rb_rc" -eq 0 ]]; then
@@ -619,8 +565,7 @@ main() {
 
   set_phase up
   log INFO "Starting services of $RELEASE"
-  start_surge "$rel_dir"
-  run_logged start_services "$rel_dir" || up_rc=$?
+  run_logged compose "$rel_dir" up -d --remove-orphans || up_rc=$?
 
   set_phase health
   if [[ "$up_rc" -ne 0 ]]; then
@@ -634,7 +579,6 @@ main() {
     trigger="health check failed (health-check.sh exit $hc_rc after $HEALTH_RETRIES x ${HEALTH_INTERVAL}s): $(jq -r '.summary // ""' <<<"$hc_json" 2>/dev/null || true)"
     rollback "$trigger"
   fi
-  stop_surge
   record_applied "$RELEASE"
   finish success 0 "Deployment successful: $RELEASE (previous: ${PREVIOUS:-none})"
 }
