@@ -295,7 +295,8 @@ health() {
 
 # ensure_images: every image the release needs is present locally.
 ensure_images() {
-  local rel_dir="$1" img tar tag loaded=false
+  local rel_dir="$1" img tar tag loaded=false t0
+  t0="$(date +%s%N)"
   local images=() missing=() tags=()
   mapfile -t images < <( {
     jq -r '.images // {} | .[]? | strings' "$rel_dir/release.json" 2>/dev/null || true
@@ -340,7 +341,7 @@ ensure_images() {
   if [[ "${#missing[@]}" -gt 0 ]]; then
     finish failed 1 "images not available (no archive, pull failed): ${missing[*]}; nothing changed"
   fi
-  log INFO "all ${#images[@]} images present"
+  log INFO "all ${#images[@]} images present (load/pull took $(( ($(date +%s%N) - t0) / 1000000 )) ms)"
 }
 
 pre_deploy_backup() {

@@ -37,6 +37,7 @@ USAGE
 source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
 
 CHANGED=0
+APT_MS=0
 
 # ensure_dir PATH MODE USER GROUP
 ensure_dir() {
@@ -62,11 +63,14 @@ ensure_dir() {
 compose_ok() { docker compose version >/dev/null 2>&1; }
 
 apt_install() {
+  local t0
+  t0="$(date +%s%N)"
   export DEBIAN_FRONTEND=noninteractive
   log INFO "installing: $*"
   apt-get -o DPkg::Lock::Timeout=300 update -qq || die 3 "apt-get update failed"
   apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "$@" >&2 ||
     die 3 "apt-get install $* failed"
+  APT_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
   CHANGED=1
 }
 
@@ -177,6 +181,8 @@ main() {
   if [[ "$CHANGED" -eq 0 ]]; then
     log INFO "host already bootstrapped for $app ($(docker compose version --short 2>/dev/null), $(( ($(date +%s%N) - t0) / 1000000 )) ms)"
   else
+    # Logged here, not in apt_install: on a fresh host the log file exists only now (npm run bench reads it).
+    [[ "$APT_MS" -eq 0 ]] || log INFO "package installs (apt-get update + install) took $APT_MS ms"
     log INFO "host ready for $app: Docker $(docker version --format '{{.Server.Version}}' 2>/dev/null), Compose $(docker compose version --short 2>/dev/null), $APP_DIR owned by $user"
   fi
 }

@@ -36,16 +36,22 @@ function run(cmd: string, args: string[], opts: { input?: string; timeoutMs?: nu
     });
 }
 
+/**
+ * Sandbox names are global on this machine; ONEVM_SANDBOX_PREFIX (e.g. "bn-") lets
+ * engineers working in parallel run the same e2e file without removing each other's VM.
+ */
+const sandboxName = (name: string) => `${process.env.ONEVM_SANDBOX_PREFIX ?? ""}${name}`;
+
 export function sandboxUp(name: string): Sandbox {
-    return JSON.parse(run("bash", ["scripts/sandbox.sh", "up", name]));
+    return JSON.parse(run("bash", ["scripts/sandbox.sh", "up", sandboxName(name)]));
 }
 
 export function sandboxReboot(name: string): Sandbox {
-    return JSON.parse(run("bash", ["scripts/sandbox.sh", "reboot", name]));
+    return JSON.parse(run("bash", ["scripts/sandbox.sh", "reboot", sandboxName(name)]));
 }
 
 export function sandboxDown(name: string): void {
-    spawnSync("bash", ["scripts/sandbox.sh", "down", name], { cwd: ROOT, stdio: "inherit" });
+    spawnSync("bash", ["scripts/sandbox.sh", "down", sandboxName(name)], { cwd: ROOT, stdio: "inherit" });
 }
 
 /** Runs a shell command on the sandbox as the deploy user, host key pinned. */

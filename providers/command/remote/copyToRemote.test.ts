@@ -81,6 +81,28 @@ describe("command:remote:CopyToRemote", () => {
         expect(failures).toEqual([{ property: "source", reason: "must be a FileAsset, StringAsset or FileArchive" }]);
     });
 
+    test("a big file already on the VM with the same content is not sent again; a different one is", async () => {
+        const big = path.join(local, "image.tar");
+        fs.writeFileSync(big, Buffer.alloc((1 << 20) + 7, 7));
+        const dest = path.join(remote, "image.tar");
+        await copy(inputs(fileAsset(big), dest));
+        expect(fs.readFileSync(dest).equals(fs.readFileSync(big))).toBe(true);
+        const old = new Date("2020-01-01T00:00:00Z");
+        fs.utimesSync(dest, old, old);
+        const execs = server.execs.length;
+        await copy(inputs(fileAsset(big), dest));
+        expect(server.execs.length).toBe(execs + 1);
+        expect(fs.statSync(dest).mtime).toEqual(old);
+
+        const changed = Buffer.from(fs.readFileSync(dest));
+        changed[100] = 8;
+        fs.writeFileSync(dest, changed);
+        fs.utimesSync(dest, old, old);
+        await copy(inputs(fileAsset(big), dest));
+        expect(fs.readFileSync(dest).equals(fs.readFileSync(big))).toBe(true);
+        expect(fs.statSync(dest).mtime).not.toEqual(old);
+    });
+
     test("diff and update go by content hash: an unchanged source is not uploaded again", async () => {
         const props = inputs(fileArchive(path.join(local, "bundle"), "hash-1"), remote);
         const { outs } = await copy(props);
