@@ -81,7 +81,7 @@ main() {
   take_lock 9 "$APP_DIR/state/deploy.lock" "$lock_wait" "restore pid=$$ backup=$backup started=$(iso_now)"
 
   file=""
-  for c in "$backup" "$backups/$backup" "$backups/$backup.dump"; do
+  for c in "$backup" "$backups/$backup" "$backups/$backup.dump" "$backups/$backup.dump.unverified"; do
     if [[ -f "$c" ]]; then file="$(cd -P -- "$(dirname -- "$c")" && pwd)/$(basename -- "$c")"; break; fi
   done
   [[ -n "$file" ]] || die 2 "backup not found: $backup"
