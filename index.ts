@@ -116,6 +116,11 @@ if (droplet) {
 export const address: pulumi.Input<string> = droplet ? vm.address : cfg.host!.address;
 export const sshCommand = pulumi.interpolate`ssh -p ${cfg.host?.port ?? 22} ${user}@${address}`;
 export const healthCheck = pulumi.interpolate`${sshCommand} curl -fsS http://127.0.0.1:8080/health`;
+// What `npm run restore` (scripts/restore.sh) needs besides the config to reach a droplet:
+// the host key every connection pins, and the deploy key onevm generated ("" when the
+// operator brought their own: it is onevm:sshPrivateKey). Both come from state, no VM read.
+export const sshHostPublicKey = vm.connection.hostKey;
+export const deployPrivateKey = droplet && !droplet.deployPublicKey ? pulumi.secret(vm.connection.privateKey) : "";
 export const images = cfg.images;
 export const imageArchives = cfg.imageTransport === "archive" ? [...new Set(Object.values(allImages))].map(archiveName) : [];
 

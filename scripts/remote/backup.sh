@@ -12,7 +12,8 @@ Usage: backup.sh [--type scheduled|pre_deployment|manual] [--min-free-mb N] [--k
 Backup: checks free space in APP_DIR/backups, runs `pg_dump -Fc` inside the running
 postgres container of compose project APP (user and database from that container's own
 POSTGRES_USER / POSTGRES_DB: no credential passes through this script), writes
-backups/.tmp-PID.dump, verifies it (PGDMP header + `pg_restore --list` lists entries),
+backups/.tmp-PID.dump, verifies it (PGDMP header, `pg_restore --list` lists entries, and
+`pg_restore -f /dev/null` reads every data block: a truncated file fails),
 then renames it to backups/<APP>_<YYYYmmdd_HHMMSS>_<type>.dump, records it in
 backups/backup_index.json, writes LAST_SUCCESS ("<ISO time> <file>") and applies
 retention. Prints the backup file path on stdout. When off-host targets are configured
@@ -26,8 +27,8 @@ verified one; older ones and their index entries are deleted. Index entries whos
 is gone are dropped. retention_until = created_at + N days (N daily copies).
 
 --verify re-checks an existing backup (path, file name or backup_id) and updates its
-index entry; a corrupt .dump is renamed to .dump.unverified (and LAST_SUCCESS moved to
-the newest verified backup).
+index entry (a file with no entry gets one); a corrupt .dump is renamed to
+.dump.unverified (and LAST_SUCCESS moved to the newest verified backup).
 
 Options:
   --type T          scheduled | pre_deployment | manual (default manual)
@@ -96,6 +97,11 @@ verify_dump() {
   entries="$(grep -cv -e '^;' -e '^[[:space:]]*$' <<<"$list" || true)"
   if [[ "$entries" -lt 1 ]]; then
     VERIFY_DETAIL="pg_restore --list shows no entries"
+    return 1
+  fi
+  # A truncated dump still has a readable table of contents: read every data block too.
+  if ! list="$(timeout "$PG_TIMEOUT" docker exec -i "$pg" pg_restore -f /dev/null <"$file" 2>&1)"; then
+    VERIFY_DETAIL="pg_restore cannot read the data (truncated or corrupt): $(tail -n 2 <<<"$list" | tr '\n' ' ' | head -c 300)"
     return 1
   fi
   VERIFY_DETAIL="$entries archive entries"
@@ -192,7 +198,10 @@ do_verify() {
     file="$file.unverified"
     log ERROR "kept as $file"
   fi
-  write_index '.backups |= map(if .backup_id == $id then .verified = false | .verified_at = null | .verification_error = $err | .file_path = $file else . end)' \
+  # A file placed by hand has no entry yet: record it, so the index says it is unverified.
+  write_index 'if any(.backups[]; .backup_id == $id)
+    then .backups |= map(if .backup_id == $id then .verified = false | .verified_at = null | .verification_error = $err | .file_path = $file else . end)
+    else .backups += [{backup_id: $id, created_at: null, file_path: $file, verified: false, verified_at: null, verification_error: $err}] end' \
     --arg id "$id" --arg err "$VERIFY_DETAIL" --arg file "$file"
   if grep -qF -- " ${file%.unverified}" "$BACKUPS/LAST_SUCCESS" 2>/dev/null; then
     newest="$(read_index | jq -r '[.backups[] | select(.verified == true)] | sort_by(.created_at) | last | "\(.verified_at) \(.file_path)" // empty')"

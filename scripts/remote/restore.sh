@@ -9,8 +9,9 @@ Usage: restore.sh --backup FILE|BACKUP_ID [--app-dir /opt/APP] [--lock-wait S] [
 
 Restores the database of compose project APP from a backup taken by backup.sh:
  1. takes state/deploy.lock (never overlaps an activation)
- 2. verifies the backup (backup.sh --verify: PGDMP header, `pg_restore --list` non-empty);
-    refuses a backup the index marks verified:false, or a corrupt/truncated file
+ 2. verifies the backup (PGDMP header, `pg_restore --list` non-empty, a full read of every
+    data block); refuses a backup the index marks verified:false, a *.dump.unverified file,
+    or a corrupt/truncated file, before anything is stopped
  3. takes a safety backup (backup.sh --type manual)
  4. stops the app service bot-api (postgres keeps running)
  5. pg_restore --clean --if-exists --single-transaction inside the postgres container,
@@ -81,7 +82,7 @@ main() {
   take_lock 9 "$APP_DIR/state/deploy.lock" "$lock_wait" "restore pid=$$ backup=$backup started=$(iso_now)"
 
   file=""
-  for c in "$backup" "$backups/$backup" "$backups/$backup.dump"; do
+  for c in "$backup" "$backups/$backup" "$backups/$backup.dump" "$backups/$backup.dump.unverified"; do
     if [[ -f "$c" ]]; then file="$(cd -P -- "$(dirname -- "$c")" && pwd)/$(basename -- "$c")"; break; fi
   done
   [[ -n "$file" ]] || die 2 "backup not found: $backup"
@@ -99,10 +100,10 @@ main() {
     die 3 "postgres in $pg is not accepting connections"
 
   log INFO "verifying $file"
-  [[ "$(head -c 5 -- "$file")" == "PGDMP" ]] || die 2 "not a pg_dump custom-format file: $file"
+  [[ "$(head -c 5 -- "$file")" == "PGDMP" ]] || die 2 "backup is corrupt: not a pg_dump custom-format file: $file"
   if ! list="$(timeout "$PG_TIMEOUT" docker exec -i "$pg" pg_restore --list <"$file" 2>&1)" ||
     ! grep -qv '^;' <<<"$list"; then
-    die 2 "pg_restore --list failed or is empty for $file"
+    die 2 "backup is truncated or corrupt (pg_restore --list fails or lists nothing): $file"
   fi
   # A truncated file can still have a readable TOC: restore it to nowhere to read every block.
   if ! timeout "$PG_TIMEOUT" docker exec -i "$pg" pg_restore -f /dev/null <"$file" >/dev/null 2>&1; then

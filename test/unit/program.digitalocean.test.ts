@@ -2,13 +2,15 @@
  * The program with `target: digitalocean` under Pulumi mocks: the inputs it sends for the
  * droplet, keys, volume, firewall and reserved IP, read from the registration requests.
  */
+import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
 import { isSecret, Registration, reveal, runProgramUnderMocks } from "./mockProgram";
 
 let registrations: Registration[] = [];
+let program: typeof import("../../index");
 
 beforeAll(async () => {
-    ({ registrations } = await runProgramUnderMocks({
+    ({ registrations, program } = await runProgramUnderMocks({
         stack: "prod",
         computed: (args) => ({
             "tls:index/privateKey:PrivateKey": { publicKeyOpenssh: `ssh-ed25519 AAAA${args.name}\n`, privateKeyOpenssh: `PRIVATE-${args.name}` },
@@ -88,4 +90,11 @@ test("remote commands wait for cloud-init and for the volume; compose keeps pgda
     expect(registrations.find((r) => r.name === "host")!.dependencies).toContain(attachmentUrn);
     const activate = registrations.find((r) => r.name === "release-activate")!;
     expect(parse(activate.object.triggers[1]).volumes.pgdata.driver_opts).toEqual({ type: "none", o: "bind", device: "/mnt/bot-data/postgres" });
+});
+
+test("outputs for `npm run restore`: the pinned host key, and the generated deploy key as a secret", async () => {
+    const read = (o: any) => new Promise((resolve) => (pulumi.output(o) as any).apply(resolve));
+    expect(await read(program.sshHostPublicKey)).toBe("ssh-ed25519 AAAAvm-host-key");
+    expect(await read(program.deployPrivateKey)).toBe("PRIVATE-vm-deploy-key");
+    expect(await (pulumi.output(program.deployPrivateKey) as any).isSecret).toBe(true);
 });
