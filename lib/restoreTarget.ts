@@ -12,6 +12,8 @@ export interface RestoreTarget {
     port: number;
     user: string;
     app: string;
+    /** onevm:backupMinFreeMb: the free space restore.sh's safety backup requires. */
+    backupMinFreeMb: number;
     /** Pinned in a temporary known_hosts: the connection refuses any other host key. */
     hostPublicKey: string;
     privateKey: string;
@@ -66,6 +68,7 @@ export function resolveRestoreTarget(config: ConfigJson, outputs: Record<string,
         port,
         user,
         app,
+        backupMinFreeMb: check(`${NAMESPACE}:backupMinFreeMb`, Number(get("backupMinFreeMb") ?? 2048), v.intBetween(0, 10_000_000)),
         hostPublicKey: check("host public key", hostPublicKey!.trim(), v.sshPublicKey),
         privateKey: check("SSH private key", privateKey!, v.sshPrivateKey),
     };

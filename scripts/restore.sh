@@ -40,11 +40,11 @@ tmp="$(mktemp -d)"; trap 'rm -rf -- "$tmp"' EXIT
 config="$(pulumi config --stack "$stack" --json --show-secrets)" || { echo "cannot read the config of stack $stack" >&2; exit 1; }
 outputs="$(pulumi stack output --stack "$stack" --json --show-secrets 2>/dev/null)" || outputs='{}'
 # Secrets (the SSH key) travel on stdin and land in a 0600 file, never on a command line.
-read -r target host port user app < <(
+read -r target host port user app min_free_mb < <(
   printf '{"config":%s,"outputs":%s}' "$config" "$outputs" |
     node -r ts-node/register/transpile-only scripts/restore-target.ts "$stack" "$tmp" || echo FAIL
 )
-[[ "$target" != FAIL && -n "$app" ]] || exit 1
+[[ "$target" != FAIL && -n "$min_free_mb" ]] || exit 1
 ssh_vm() {
   ssh -i "$tmp/key" -p "$port" -o UserKnownHostsFile="$tmp/known_hosts" -o StrictHostKeyChecking=yes \
     -o BatchMode=yes -o IdentitiesOnly=yes -o LogLevel=ERROR "$user@$host" "$@"
@@ -53,7 +53,7 @@ dir="/opt/$app"
 case "$mode" in
   restore)
     echo "restoring $backup on $user@$host:$port ($target, app $app)" >&2
-    ssh_vm "sudo bash $dir/bin/restore.sh --app-dir $dir --backup $backup --yes" ;;
+    ssh_vm "sudo bash $dir/bin/restore.sh --app-dir $dir --backup $backup --min-free-mb $min_free_mb --yes" ;;
   list)
     ssh_vm "cat $dir/backups/backup_index.json" |
       jq -r '["CREATED","TYPE","SIZE_MB","VERIFIED","BACKUP_ID"], (.backups | sort_by(.created_at)[] | [.created_at // "-", .backup_type // "-", .file_size_mb // "-", .verified, .backup_id]) | @tsv' ;;

@@ -5,14 +5,15 @@ set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-Usage: restore.sh --backup FILE|BACKUP_ID [--app-dir /opt/APP] [--lock-wait S] [--yes]
+Usage: restore.sh --backup FILE|BACKUP_ID [--app-dir /opt/APP] [--lock-wait S]
+                  [--min-free-mb N] [--yes]
 
 Restores the database of compose project APP from a backup taken by backup.sh:
  1. takes state/deploy.lock (never overlaps an activation)
  2. verifies the backup (PGDMP header, `pg_restore --list` non-empty, a full read of every
     data block); refuses a backup the index marks verified:false, a *.dump.unverified file,
     or a corrupt/truncated file, before anything is stopped
- 3. takes a safety backup (backup.sh --type manual)
+ 3. takes a safety backup (backup.sh --type manual --no-offsite: local only)
  4. stops the app service bot-api (postgres keeps running)
  5. pg_restore --clean --if-exists --single-transaction inside the postgres container,
     reading the dump on stdin
@@ -23,6 +24,7 @@ It never runs by itself. Without --yes it asks for confirmation on a terminal.
 Options:
   --backup X     backup path, file name or backup_id (required)
   --lock-wait S  seconds to wait for state/deploy.lock (default 300)
+  --min-free-mb N  free space the safety backup requires (default 2048)
   --yes          do not ask for confirmation
   --app-dir DIR  app directory (default: derived from the script's place)
   -h, --help     this help
@@ -59,12 +61,13 @@ compose() {
 }
 
 main() {
-  local backup="" app_dir="" lock_wait=300 yes=0
+  local backup="" app_dir="" lock_wait=300 yes=0 min_free=2048
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --backup) need_value "$@"; backup="$2"; shift 2 ;;
       --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
       --lock-wait) need_value "$@"; lock_wait="$2"; shift 2 ;;
+      --min-free-mb) need_value "$@"; min_free="$2"; shift 2 ;;
       --yes) yes=1; shift ;;
       -h|--help) usage; exit 0 ;;
       *) usage_error "unknown argument: $1" ;;
@@ -72,6 +75,7 @@ main() {
   done
   [[ -n "$backup" ]] || usage_error "--backup is required"
   [[ "$lock_wait" =~ ^[0-9]+$ ]] || usage_error "--lock-wait must be a number"
+  [[ "$min_free" =~ ^[0-9]+$ ]] || usage_error "--min-free-mb must be a number of MB"
   APP_DIR="$(resolve_app_dir "$app_dir")"
   APP="$(basename -- "$APP_DIR")"
   valid_app_name "$APP" || usage_error "not a valid app name: $APP"
@@ -119,7 +123,8 @@ main() {
 
   log INFO "taking a safety backup"
   local safety
-  safety="$(bash "$SCRIPT_DIR/backup.sh" --app-dir "$APP_DIR" --type manual)" ||
+  # Local only: a restore must not wait on (or fail with) an off-host target.
+  safety="$(bash "$SCRIPT_DIR/backup.sh" --app-dir "$APP_DIR" --type manual --min-free-mb "$min_free" --no-offsite)" ||
     die 1 "safety backup failed; nothing restored"
   log INFO "safety backup: $safety"
 

@@ -14,7 +14,7 @@ describe("target existing: everything from the config", () => {
 
     test("host, port, user, app, keys", () => {
         expect(resolveRestoreTarget(cfg(existing), {}, "s")).toEqual({
-            target: "existing", host: "203.0.113.10", port: 2222, user: "ops", app: "shop", hostPublicKey: HOST_KEY, privateKey: KEY,
+            target: "existing", host: "203.0.113.10", port: 2222, user: "ops", app: "shop", backupMinFreeMb: 2048, hostPublicKey: HOST_KEY, privateKey: KEY,
         });
     });
     test("defaults: port 22, user deploy, app bot; outputs are not consulted", () => {
@@ -34,6 +34,8 @@ describe("target existing: everything from the config", () => {
     test("values that would reach a shell are checked by the config rules", () => {
         expect(() => resolveRestoreTarget(cfg({ ...existing, host: "h; rm -rf /" }), {}, "s")).toThrow(/host must be/);
         expect(() => resolveRestoreTarget(cfg({ ...existing, app: "$(x)" }), {}, "s")).toThrow(/onevm:app/);
+        expect(() => resolveRestoreTarget(cfg({ ...existing, backupMinFreeMb: "lots" }), {}, "s")).toThrow(/onevm:backupMinFreeMb/);
+        expect(resolveRestoreTarget(cfg({ ...existing, backupMinFreeMb: "100" }), {}, "s").backupMinFreeMb).toBe(100);
         expect(() => resolveRestoreTarget(cfg({ ...existing, sshUser: "a b" }), {}, "s")).toThrow(/onevm:sshUser/);
         expect(() => resolveRestoreTarget(cfg({ ...existing, sshPort: "0" }), {}, "s")).toThrow(/onevm:sshPort/);
     });
@@ -44,7 +46,7 @@ describe("target digitalocean: address and host key from the stack outputs", () 
 
     test("generated deploy key from the secret output; port 22", () => {
         expect(resolveRestoreTarget(cfg({ target: "digitalocean", host: "ignored.example.com" }), outputs, "s")).toEqual({
-            target: "digitalocean", host: "198.51.100.7", port: 22, user: "deploy", app: "bot", hostPublicKey: HOST_KEY, privateKey: KEY,
+            target: "digitalocean", host: "198.51.100.7", port: 22, user: "deploy", app: "bot", backupMinFreeMb: 2048, hostPublicKey: HOST_KEY, privateKey: KEY,
         });
     });
     test("the operator's own key (config) wins over the output", () => {
@@ -72,7 +74,7 @@ test("scripts/restore-target.ts writes the key 0600 and the pin, prints the targ
     try {
         const cli = ["-r", "ts-node/register/transpile-only", path.join(__dirname, "../../scripts/restore-target.ts"), "prod", dir];
         const input = JSON.stringify({ config: cfg({ target: "digitalocean" }), outputs: { address: "198.51.100.7", sshHostPublicKey: HOST_KEY, deployPrivateKey: KEY } });
-        expect(execFileSync(process.execPath, cli, { input, encoding: "utf8" })).toBe("digitalocean 198.51.100.7 22 deploy bot\n");
+        expect(execFileSync(process.execPath, cli, { input, encoding: "utf8" })).toBe("digitalocean 198.51.100.7 22 deploy bot 2048\n");
         expect(fs.readFileSync(path.join(dir, "key"), "utf8")).toBe(KEY);
         expect(fs.statSync(path.join(dir, "key")).mode & 0o777).toBe(0o600);
         expect(fs.readFileSync(path.join(dir, "known_hosts"), "utf8")).toBe(`198.51.100.7 ${HOST_KEY}\n`);
