@@ -58,11 +58,6 @@ USAGE
 source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
 
 PG_TIMEOUT=1800
-TMP_FILES=()
-cleanup() {
-  local f
-  for f in ${TMP_FILES[@]+"${TMP_FILES[@]}"}; do rm -f -- "$f"; done
-}
 
 # postgres_container APP: id of the project's postgres service container ("" when none).
 postgres_container() {
@@ -256,7 +251,7 @@ main() {
 
   take_lock 8 "$APP_DIR/state/backup.lock" "$lock_wait" \
     "pid=$$ script=backup.sh type=${verify:+verify}${verify:-$type} since=$(iso_now)"
-  trap cleanup EXIT
+  trap remove_tmp_files EXIT
   # Only the lock holder writes temp files: any left over are from a killed run.
   find "$BACKUPS" -maxdepth 1 -name '.tmp-*' -type f -delete
 

@@ -137,3 +137,10 @@ lock_holder() {
   fi
   printf '%s\n' "$info"
 }
+
+# Temp files a script registers (TMP_FILES+=(path)); `trap remove_tmp_files EXIT` removes them.
+TMP_FILES=()
+remove_tmp_files() {
+  local f
+  for f in ${TMP_FILES[@]+"${TMP_FILES[@]}"}; do rm -f -- "$f"; done
+}

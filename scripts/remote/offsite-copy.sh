@@ -52,11 +52,6 @@ USAGE
 source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
 
 NET_TIMEOUT=3600
-TMP_FILES=()
-cleanup() {
-  local f
-  for f in ${TMP_FILES[@]+"${TMP_FILES[@]}"}; do rm -f -- "$f"; done
-}
 
 # The off-host names backup.sh gives: APP_YYYYmmdd_HHMMSS_TYPE.dump. Nothing else is deleted.
 backup_name_re() { printf '^%s_[0-9]{8}_[0-9]{6}_(scheduled|pre_deployment|manual)\\.dump$' "$APP"; }
@@ -314,7 +309,7 @@ main() {
   if [[ "$lock_held" -eq 0 ]]; then
     take_lock 8 "$APP_DIR/state/backup.lock" "$lock_wait" "pid=$$ script=offsite-copy.sh since=$(iso_now)"
   fi
-  trap cleanup EXIT
+  trap remove_tmp_files EXIT
   umask 077
   WORK_ERR="$(mktemp -- "$BACKUPS/.offsite-err-XXXXXX")"
   TMP_FILES+=("$WORK_ERR")
