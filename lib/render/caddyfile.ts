@@ -9,8 +9,8 @@
  *
  * Either way every request goes to the app through `reverse_proxy` with active health
  * checks on /health, and requests that find no healthy upstream wait and retry for
- * `lb_try_duration` instead of failing: a restarting app container is waited for, and a
- * second, healthy app container (issue 7's zero-downtime switch) takes over by itself.
+ * `lb_try_duration` instead of failing: a restarting app container is waited for, and the
+ * new release's surge container (the zero-downtime switch) takes over by itself.
  * The file names no secret.
  */
 
@@ -33,16 +33,30 @@ export interface CaddyfileOptions {
      * VM's address or the domain.
      */
     defaultSni?: string;
-    /** Upstream app addresses on the compose network. Default ["bot-api:8080"]. */
-    upstreams?: string[];
+    /** The app (compose project) name: names its surge container (see appUpstreams). */
+    app: string;
     /** Health check path of the app. Default /health. */
     healthPath?: string;
 }
 
+/**
+ * The app's service first, then the surge container activate.sh runs with the new release
+ * while it recreates the service (`<app>-bot-api-next`, a container name the compose
+ * network resolves; absent between switches, so its active check simply fails).
+ * `lb_policy first` sends everything to the first healthy one: the service whenever it is up.
+ */
+export function appUpstreams(app: string): string[] {
+    return ["bot-api:8080", `${surgeContainerName(app)}:8080`];
+}
+
+/** Name of the new release's temporary app container during a proxied switch (activate.sh). */
+export function surgeContainerName(app: string): string {
+    return `${app}-bot-api-next`;
+}
+
 function proxyBlock(o: CaddyfileOptions): string[] {
-    const upstreams = o.upstreams ?? ["bot-api:8080"];
     return [
-        `\treverse_proxy ${upstreams.join(" ")} {`,
+        `\treverse_proxy ${appUpstreams(o.app).join(" ")} {`,
         // Active checks: an upstream joins or leaves the pool by its /health answer.
         `\t\thealth_uri ${o.healthPath ?? "/health"}`,
         "\t\thealth_interval 1s",

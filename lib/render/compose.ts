@@ -120,8 +120,10 @@ export function renderCompose(o: ComposeOptions): string {
                     ...fromEnvFile(["DATABASE_URL", "REDIS_URL", "TELEGRAM_BOT_TOKEN", ...(o.appEnvKeys ?? []).sort()]),
                 },
                 ports: [`127.0.0.1:${o.apiPort ?? 8080}:8080`],
+                // Not on migrate: activate.sh (and restore.sh) run the release's migrations
+                // to completion before any `up`, so waiting for the migrate service again
+                // would only keep the app away for a second migration run at every switch.
                 depends_on: {
-                    migrate: { condition: "service_completed_successfully" },
                     postgres: { condition: "service_healthy" },
                     redis: { condition: "service_healthy" },
                 },

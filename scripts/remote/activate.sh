@@ -22,10 +22,15 @@ Makes installed release ID (APP_DIR/releases/ID with COMPLETE) the running one:
   5. migrate with the NEW compose file: `up -d --wait postgres redis`, `run --rm -T migrate`;
      on failure the current release keeps serving (its services are re-applied)
   (health-check.sh and backup.sh are run with bash from this script's directory.)
-  6. state/previous := old release; current -> releases/ID (ln -s temp + mv -T)
-  7. `docker compose -p APP --project-directory releases/ID -f releases/ID/compose.yaml
-     --env-file shared/.env up -d --remove-orphans`, then health-check.sh
-  8. unhealthy: current -> previous release, `up -d` it, health-check it, write
+  6. behind the ingress proxy (the release has a `proxy` service, and the proxy and an
+     app container run): the new release's bot-api starts as the one-off container
+     APP-bot-api-next, the proxy's second upstream, and must turn healthy (else: rollback
+     with nothing switched); it serves while step 8 recreates bot-api
+  7. state/previous := old release; current -> releases/ID (ln -s temp + mv -T)
+  8. `docker compose -p APP --project-directory releases/ID -f releases/ID/compose.yaml
+     --env-file shared/.env up -d --remove-orphans`, then health-check.sh; then the
+     surge container is drained (docker stop -t 30) and removed
+  9. unhealthy: current -> previous release, `up -d` it, health-check it, write
      state/incidents/<UTC>-<ID>.md, restore state/previous
 Every attempt appends one JSON line to state/history.jsonl (also printed on stdout):
 release, previous, started_at, finished_at, duration_s, result
@@ -46,7 +51,7 @@ Options:
   --app-dir DIR           app directory (default: derived from the script's place)
   -h, --help              this help
 Testing aid: ONEVM_TEST_HOLD_PHASE=<phase> pauses ONEVM_TEST_HOLD_SECONDS (default 60)
-after entering that phase (backup, images, migrate, switch, up, health, rollback).
+after entering that phase (backup, images, migrate, surge, switch, up, health, rollback).
 
 Exit codes:
   0   activated, or already active and healthy (no-op)
@@ -72,7 +77,7 @@ HOST_ACTIVATE_LOCK=/var/lib/onevm/activate.lock
 APP="" ENV_FILE="" STATE="" MARKER="" HISTORY=""
 STARTED_AT="" START_S=0 PHASE="start" FINISHED=false SIGNAL=""
 CURRENT="" PREVIOUS="" PREV_PREVIOUS="" SWITCHING=false BACKUP_PATH="" INCIDENT="" RECOVERED=""
-HOLD_PID=""
+HOLD_PID="" SURGE=""
 STALE_RELEASE="" STALE_PREVIOUS="" STALE_PREV_PREVIOUS="" STALE_SWITCH=false
 
 # run_logged CMD...: run, copying its output to stderr and the log file; returns its status.
@@ -403,6 +408,64 @@ run_migrations() {
   finish migrate_failed 3 "$why: current unchanged (${CURRENT:-none}); pre-deploy backup: ${BACKUP_PATH:-none}"
 }
 
+# running_container SERVICE: id of the running container of SERVICE ("" when none).
+running_container() {
+  docker ps -q --filter "label=com.docker.compose.project=$APP" \
+    --filter "label=com.docker.compose.service=$1" --filter "label=com.docker.compose.oneoff=False" | head -n 1
+}
+
+# surge_applies DIR: the release has the ingress proxy and both the proxy and an app
+# container run now, so the proxy can serve from a surge container during the recreate.
+surge_applies() {
+  compose "$1" config --services 2>/dev/null | grep -qx proxy &&
+    [[ -n "$(running_container proxy)" && -n "$(running_container bot-api)" ]]
+}
+
+# start_surge DIR: run DIR's bot-api as the one-off container <APP>-bot-api-next (the
+# Caddyfile's second upstream) and wait until Docker calls it healthy. Returns 1, with the
+# container removed, when it is not healthy within the health budget (at least 60 s).
+start_surge() {
+  local dir="$1" status="" budget deadline
+  SURGE="$APP-bot-api-next"
+  docker rm -f "$SURGE" >/dev/null 2>&1 || true
+  log INFO "starting $RELEASE's app as $SURGE: the proxy serves from it while bot-api is recreated"
+  if ! run_logged compose "$dir" run -d --no-deps --name "$SURGE" bot-api; then
+    remove_surge
+    return 1
+  fi
+  budget="$(awk -v r="$HEALTH_RETRIES" -v i="$HEALTH_INTERVAL" 'BEGIN { b = r * i; print (b < 60 ? 60 : int(b)) }')"
+  deadline=$(($(date +%s) + budget))
+  while (($(date +%s) < deadline)); do
+    status="$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$SURGE" 2>/dev/null || echo gone)"
+    case "$status" in
+      healthy) log INFO "$SURGE is healthy"; return 0 ;;
+      unhealthy | exited | dead | gone) break ;;
+    esac
+    sleep 0.5
+  done
+  log ERROR "$SURGE is ${status:-not healthy} after up to ${budget}s; its last log lines:"
+  docker logs --tail 20 "$SURGE" 2>&1 | while IFS= read -r line; do log ERROR "  $line"; done || true
+  remove_surge
+  return 1
+}
+
+remove_surge() {
+  [[ -n "$SURGE" ]] || return 0
+  docker rm -f "$SURGE" >/dev/null 2>&1 || true
+  SURGE=""
+}
+
+# retire_surge: the new bot-api passed the gate; drain the surge and remove it.
+retire_surge() {
+  [[ -n "$SURGE" ]] || return 0
+  # Caddy checks each upstream every second: let it see bot-api healthy first, so the
+  # surge gets no new request; uvicorn then finishes its in-flight ones on SIGTERM.
+  sleep 2
+  docker stop -t 30 "$SURGE" >/dev/null 2>&1 || log WARN "docker stop $SURGE failed"
+  remove_surge
+  log INFO "surge container drained and removed"
+}
+
 write_incident() {
   local trigger="$1" rb_result="$2" rb_detail="$3" failed_at="$4" file stamp
   stamp="$(date -u -d "$failed_at" '+%Y%m%dT%H%M%SZ')"
@@ -429,6 +492,7 @@ rollback() {
   failed_at="$(iso_now)"
   set_phase rollback
   log ERROR "release $RELEASE failed: $trigger"
+  remove_surge
   if ! installed "$PREVIOUS"; then
     if [[ "$SWITCHING" == true ]]; then
       # First deployment: go back to "no current release".
@@ -566,6 +630,15 @@ main() {
   set_phase migrate
   run_migrations "$rel_dir"
 
+  if surge_applies "$rel_dir"; then
+    set_phase surge
+    if ! start_surge "$rel_dir"; then
+      # Nothing switched yet: the running release never stopped serving.
+      [[ "$SWITCHING" == true ]] && rollback "the new release's app container ($APP-bot-api-next) never became healthy; the running release kept serving"
+      log WARN "continuing without a surge container: bot-api is away while it is recreated"
+    fi
+  fi
+
   set_phase switch
   if [[ "$CURRENT" != "$RELEASE" ]]; then
     write_state_previous "$PREVIOUS"
@@ -590,6 +663,7 @@ main() {
     rollback "$trigger"
   fi
   record_applied "$RELEASE"
+  retire_surge
   finish success 0 "Deployment successful: $RELEASE (previous: ${PREVIOUS:-none})"
 }
 

@@ -18,7 +18,8 @@ Restores the database of compose project APP from a backup taken by backup.sh:
  5. pg_restore --clean --if-exists --single-transaction inside the postgres container,
     reading the dump on stdin
  6. verifies: lists the public tables and logs their row counts
- 7. starts bot-api again and runs the health gate (health-check.sh)
+ 7. runs the current release's migrate (a backup from an older release gets the running
+    schema), starts bot-api again and runs the health gate (health-check.sh)
 It never runs by itself. Without --yes it asks for confirmation on a terminal.
 
 Options:
@@ -146,6 +147,9 @@ main() {
   [[ -n "$counts" ]] || die 1 "no tables after restore"
   log INFO "row counts: $(tr '\n' ' ' <<<"$counts")"
 
+  # A backup from an older release is brought up to the running release's schema first.
+  log INFO "running the current release's migrate"
+  compose run --rm -T migrate >&2 || die 1 "migrate failed on the restored database (safety backup: $safety)"
   log INFO "starting ${APP_SERVICES[*]}"
   compose up -d "${APP_SERVICES[@]}" >&2 || die 1 "cannot start ${APP_SERVICES[*]}"
   if ! bash "$SCRIPT_DIR/health-check.sh" --app-dir "$APP_DIR" >&2; then

@@ -25,10 +25,9 @@ describe("compose file", () => {
         }
     });
 
-    test("migrate must exit 0 before bot-api starts", () => {
+    test("bot-api waits for healthy postgres and redis, not for a second migrate run (activate.sh migrates first)", () => {
         expect(doc.services.migrate.restart).toBe("no");
         expect(doc.services["bot-api"].depends_on).toEqual({
-            migrate: { condition: "service_completed_successfully" },
             postgres: { condition: "service_healthy" },
             redis: { condition: "service_healthy" },
         });

@@ -1,4 +1,6 @@
 /** TLS ingress: the Caddyfile's text, the compose proxy service, and the tls config rules. */
+import { readFileSync } from "fs";
+import { join } from "path";
 import { parse } from "yaml";
 import { ConfigError, parseConfig } from "../../lib/config";
 import { renderCaddyfile } from "../../lib/render/caddyfile";
@@ -10,7 +12,7 @@ const images = { "bot-api": "onevm/bot-api:v1", migrate: "onevm/migrate:v1", pos
 
 describe("Caddyfile", () => {
     test("certificate mode: onevm's cert and key, no ACME, port 80 only redirects", () => {
-        expect(renderCaddyfile({ mode: "certificate", defaultSni: "203.0.113.10" })).toBe(
+        expect(renderCaddyfile({ mode: "certificate", app: "bot", defaultSni: "203.0.113.10" })).toBe(
             [
                 "# Rendered by onevm. Do not edit on the VM: `pulumi up` replaces it.",
                 "{",
@@ -25,7 +27,7 @@ describe("Caddyfile", () => {
                 "",
                 ":443 {",
                 "\ttls /etc/caddy/cert.pem /etc/caddy/key.pem",
-                "\treverse_proxy bot-api:8080 {",
+                "\treverse_proxy bot-api:8080 bot-bot-api-next:8080 {",
                 "\t\thealth_uri /health",
                 "\t\thealth_interval 1s",
                 "\t\thealth_timeout 2s",
@@ -42,19 +44,21 @@ describe("Caddyfile", () => {
     });
 
     test("acme mode: the domain as site address (Caddy certifies it and answers ACME on 80), e-mail global", () => {
-        const text = renderCaddyfile({ mode: "acme", domain: "bot.example.com", email: "ops@example.com" });
+        const text = renderCaddyfile({ mode: "acme", app: "bot", domain: "bot.example.com", email: "ops@example.com" });
         expect(text).toContain("{\n\tadmin localhost:2019\n\temail ops@example.com\n}\n");
-        expect(text).toContain("\nbot.example.com {\n\treverse_proxy bot-api:8080 {\n\t\thealth_uri /health\n");
+        expect(text).toContain("\nbot.example.com {\n\treverse_proxy bot-api:8080 bot-bot-api-next:8080 {\n\t\thealth_uri /health\n");
         expect(text).not.toMatch(/auto_https|tls \/etc|:80 \{/);
-        expect(renderCaddyfile({ mode: "acme", domain: "bot.example.com" })).not.toContain("email");
-        expect(() => renderCaddyfile({ mode: "acme" })).toThrow(/needs a domain/);
+        expect(renderCaddyfile({ mode: "acme", app: "bot", domain: "bot.example.com" })).not.toContain("email");
+        expect(() => renderCaddyfile({ mode: "acme", app: "bot" })).toThrow(/needs a domain/);
     });
 
-    test("several upstreams (issue 7's blue/green slots) are listed in order, first healthy wins", () => {
-        const text = renderCaddyfile({ mode: "certificate", upstreams: ["bot-api-green:8080", "bot-api-blue:8080"] });
-        expect(text).toContain("\treverse_proxy bot-api-green:8080 bot-api-blue:8080 {\n");
+    test("upstreams: the app service first, then the surge container activate.sh names after the app; first healthy wins", () => {
+        const text = renderCaddyfile({ mode: "certificate", app: "shop_2" });
+        expect(text).toContain("\treverse_proxy bot-api:8080 shop_2-bot-api-next:8080 {\n");
         expect(text).toContain("\t\tlb_policy first\n");
         expect(text).not.toContain("default_sni");
+        // activate.sh spells the same name: "$APP-bot-api-next".
+        expect(readFileSync(join(__dirname, "../../scripts/remote/activate.sh"), "utf8")).toContain('"$APP-bot-api-next"');
     });
 });
 
