@@ -162,6 +162,44 @@ describe("the real engine with onevm's plugins", () => {
     });
 });
 
+describe("CopyToRemote of a big file already on the host", () => {
+    test("is skipped while the remote copy and its sha256 sidecar match; a changed remote copy is sent again", async () => {
+        const big = path.join(tmp, "image.tar");
+        fs.writeFileSync(big, Buffer.alloc(2 << 20, "a"));
+        const remoteFile = path.join(tmp, "vm", "image.tar");
+        const sha = require("crypto").createHash("sha256").update(fs.readFileSync(big)).digest("hex");
+        let copyTrigger = "one";
+        const copies = await newStack({
+            name: "onevm-bigcopy-test",
+            program: async () => {
+                const key = new tls.PrivateKey("key", { algorithm: "ED25519" });
+                const connection = { host: "127.0.0.1", port: server.port, user: "deploy", privateKey: key.privateKeyOpenssh, hostKey: server.hostKey };
+                new remote.CopyToRemote("image", { connection, source: new pulumi.asset.FileAsset(big), remotePath: remoteFile, triggers: [copyTrigger] });
+                return {};
+            },
+            yaml: ["plugins:", "  providers:", ...["command", "tls"].flatMap((n) => [`    - name: ${n}`, `      path: ${PLUGINS}`])],
+        });
+        await copies.up();
+        expect(fs.readFileSync(remoteFile).equals(fs.readFileSync(big))).toBe(true);
+        expect(fs.readFileSync(`${remoteFile}.sha256`, "utf8")).toBe(`${sha}\n${2 << 20}\n`);
+
+        // Same content there: a replacement (new trigger) does not send it again.
+        const old = new Date("2001-01-01T00:00:00Z");
+        fs.utimesSync(remoteFile, old, old);
+        copyTrigger = "two";
+        expect((await copies.up()).summary.resourceChanges).toEqual({ same: 2, replace: 1 });
+        expect(fs.statSync(remoteFile).mtime.getTime()).toBe(old.getTime());
+
+        // The remote copy changed after its sidecar (same size): hashed again, differs, sent.
+        fs.writeFileSync(remoteFile, Buffer.alloc(2 << 20, "b"));
+        copyTrigger = "three";
+        await copies.up();
+        expect(fs.readFileSync(remoteFile).equals(fs.readFileSync(big))).toBe(true);
+        expect(fs.readFileSync(`${remoteFile}.sha256`, "utf8")).toBe(`${sha}\n${2 << 20}\n`);
+        await copies.destroy();
+    });
+});
+
 describe("plugins found on PATH instead of through Pulumi.yaml", () => {
     test("up and destroy work with the ambient plugins", async () => {
         const ambient = await newStack({

@@ -31,7 +31,7 @@ function checks(news: WireMap): CheckFailure[] {
     return failures;
 }
 
-/** Files at least this big are hashed on both sides before an upload (small ones just go). */
+/** Files at least this big are compared by sha256 before an upload (small ones just go). */
 const SAME_CONTENT_CHECK_BYTES = 1 << 20;
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
@@ -43,18 +43,46 @@ function sha256File(file: string): Promise<string> {
     });
 }
 
+/** The engine's content hash of a FileAsset: the file's sha256 (it has just read the file). */
+function engineHash(v: Wire): string | undefined {
+    const s = reveal(v);
+    return isAsset(s) && typeof s.hash === "string" && /^[0-9a-f]{64}$/.test(s.hash) ? s.hash : undefined;
+}
+
+/**
+ * The remote file's sha256 from its `<path>.sha256` sidecar when that is at least as new
+ * as the file and names the same size; else sha256sum it and (re)write the sidecar
+ * atomically. Hashing a 200 MB archive on a small VM takes seconds; a rollback checks two.
+ */
+function remoteHashCommand(remotePath: string, size: number): string {
+    const f = shellQuote(remotePath);
+    return [
+        `f=${f}; s="$f.sha256"`,
+        `[ -f "$f" ] || exit 3`,
+        `if [ -f "$s" ] && ! [ "$f" -nt "$s" ] && [ "$(stat -c %s -- "$f")" = ${size} ] && [ "$(sed -n 2p -- "$s")" = ${size} ]; then sed -n 1p -- "$s"; exit 0; fi`,
+        `h=$(sha256sum -- "$f" | cut -d' ' -f1) && printf '%s\\n%s\\n' "$h" "$(stat -c %s -- "$f")" > "$s.tmp" && mv -f -- "$s.tmp" "$s" && echo "$h"`,
+    ].join("\n");
+}
+
 /**
  * A big file that is already at remotePath with the same sha256 is not sent again: a
  * rollback finds its image archives (200 MB each) still on the VM, and re-sending them was
  * most of its wall time (npm run bench). Unlike upstream, which always uploads.
  */
-async function sameContentThere(client: Awaited<ReturnType<typeof dial>>, source: Source, remotePath: string): Promise<boolean> {
+async function sameContentThere(client: Awaited<ReturnType<typeof dial>>, source: Source, remotePath: string, hash: string | undefined): Promise<boolean> {
     if (source.kind !== "path") return false;
     const st = await fs.stat(source.path);
     if (!st.isFile() || st.size < SAME_CONTENT_CHECK_BYTES) return false;
-    const exit = await execute(client, { command: `sha256sum -- ${shellQuote(remotePath)}`, env: {} });
-    const remote = exit.code === 0 ? exit.stdout.trim().split(/\s+/)[0] : "";
-    return /^[0-9a-f]{64}$/.test(remote) && remote === (await sha256File(source.path));
+    const exit = await execute(client, { command: remoteHashCommand(remotePath, st.size), env: {} });
+    const remote = exit.code === 0 ? exit.stdout.trim() : "";
+    return /^[0-9a-f]{64}$/.test(remote) && remote === (hash ?? (await sha256File(source.path)));
+}
+
+/** After an upload: the sidecar for the next sameContentThere (best effort). */
+async function recordRemoteHash(client: Awaited<ReturnType<typeof dial>>, source: Source, remotePath: string): Promise<void> {
+    if (source.kind !== "path") return;
+    const st = await fs.stat(source.path);
+    if (st.isFile() && st.size >= SAME_CONTENT_CHECK_BYTES) await execute(client, { command: remoteHashCommand(remotePath, st.size), env: {} });
 }
 
 async function copy(ctx: OpContext, props: WireMap): Promise<void> {
@@ -63,8 +91,9 @@ async function copy(ctx: OpContext, props: WireMap): Promise<void> {
     const remotePath = reveal(props.remotePath) as string;
     const client = await dial(requireConnection(reveal(props.connection)), { log: ctx.log });
     try {
-        if (await sameContentThere(client, source, remotePath)) return;
+        if (await sameContentThere(client, source, remotePath, engineHash(props.source))) return;
         await upload(client, source, remotePath);
+        await recordRemoteHash(client, source, remotePath);
     } finally {
         client.end();
     }
