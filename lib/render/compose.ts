@@ -138,6 +138,9 @@ export function renderCompose(o: ComposeOptions): string {
                     timeout: "4s",
                     retries: 15,
                     start_period: "5s",
+                    // Checked every second while it boots (Docker >= 25): the health gate
+                    // and a proxied switch see it healthy up to a second sooner.
+                    start_interval: "1s",
                 },
                 deploy: limits("512m", "0.5", "128m"),
             },

@@ -41,8 +41,8 @@ release; the next run (same ID) detects the marker, records the killed attempt a
 
 Options:
   --release ID            release to activate (required)
-  --health-retries N      health-check attempts (default 30; a rollback gets at least 30)
-  --health-interval S     seconds between attempts (default 2)
+  --health-retries N      health-check attempts (default 60; a rollback gets at least 60)
+  --health-interval S     seconds between attempts (default 1)
   --operator NAME         recorded in history and incidents (default: $SUDO_USER or user)
   --skip-backup           no pre-deploy backup
   --lock-wait S           seconds to wait for each lock (default 300)
@@ -71,7 +71,7 @@ USAGE
 source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
 
 # ---- state -------------------------------------------------------------------------
-RELEASE="" OPERATOR="" HEALTH_RETRIES=30 HEALTH_INTERVAL=2 SKIP_BACKUP=false LOCK_WAIT=300
+RELEASE="" OPERATOR="" HEALTH_RETRIES=60 HEALTH_INTERVAL=1 SKIP_BACKUP=false LOCK_WAIT=300
 BACKUP_MIN_FREE=2048 TIMEOUT=600
 HOST_ACTIVATE_LOCK=/var/lib/onevm/activate.lock
 APP="" ENV_FILE="" STATE="" MARKER="" HISTORY=""
@@ -422,10 +422,11 @@ surge_applies() {
 }
 
 # start_surge DIR: run DIR's bot-api as the one-off container <APP>-bot-api-next (the
-# Caddyfile's second upstream) and wait until Docker calls it healthy. Returns 1, with the
-# container removed, when it is not healthy within the health budget (at least 60 s).
+# Caddyfile's second upstream) and wait until its /health answers (asked directly on its
+# network address every 0.25 s: Docker's own check runs only every second). Returns 1,
+# with the container removed, when it does not within the health budget (at least 60 s).
 start_surge() {
-  local dir="$1" status="" budget deadline
+  local dir="$1" status="" budget deadline ip
   SURGE="$APP-bot-api-next"
   docker rm -f "$SURGE" >/dev/null 2>&1 || true
   log INFO "starting $RELEASE's app as $SURGE: the proxy serves from it while bot-api is recreated"
@@ -436,12 +437,16 @@ start_surge() {
   budget="$(awk -v r="$HEALTH_RETRIES" -v i="$HEALTH_INTERVAL" 'BEGIN { b = r * i; print (b < 60 ? 60 : int(b)) }')"
   deadline=$(($(date +%s) + budget))
   while (($(date +%s) < deadline)); do
-    status="$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$SURGE" 2>/dev/null || echo gone)"
+    status="$(docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' "$SURGE" 2>/dev/null || echo gone)"
     case "$status" in
-      healthy) log INFO "$SURGE is healthy"; return 0 ;;
-      unhealthy | exited | dead | gone) break ;;
+      running*unhealthy | exited* | dead* | gone) break ;;
     esac
-    sleep 0.5
+    ip="$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$SURGE" 2>/dev/null | cut -d' ' -f1)"
+    if [[ -n "$ip" ]] && curl -fsS --max-time 2 -o /dev/null "http://$ip:8080/health" 2>/dev/null; then
+      log INFO "$SURGE answers /health"
+      return 0
+    fi
+    sleep 0.25
   done
   log ERROR "$SURGE is ${status:-not healthy} after up to ${budget}s; its last log lines:"
   docker logs --tail 20 "$SURGE" 2>&1 | while IFS= read -r line; do log ERROR "  $line"; done || true
@@ -459,8 +464,9 @@ remove_surge() {
 retire_surge() {
   [[ -n "$SURGE" ]] || return 0
   # Caddy checks each upstream every second: let it see bot-api healthy first, so the
-  # surge gets no new request; uvicorn then finishes its in-flight ones on SIGTERM.
-  sleep 2
+  # surge gets no new request (a request that still dials it is retried on bot-api);
+  # uvicorn finishes its in-flight ones on SIGTERM.
+  sleep 1
   docker stop -t 30 "$SURGE" >/dev/null 2>&1 || log WARN "docker stop $SURGE failed"
   remove_surge
   log INFO "surge container drained and removed"
@@ -509,7 +515,7 @@ rollback() {
   run_logged compose "$prev_dir" up -d --remove-orphans || log ERROR "docker compose up -d of $PREVIOUS failed"
   # The previous release was healthy: give it at least the default budget before calling
   # for an operator, even when the new release was tested with a short one.
-  rb_json="$(health --retries "$((HEALTH_RETRIES > 30 ? HEALTH_RETRIES : 30))" --interval "$HEALTH_INTERVAL" --json)" || rb_rc=$?
+  rb_json="$(health --retries "$((HEALTH_RETRIES > 60 ? HEALTH_RETRIES : 60))" --interval "$HEALTH_INTERVAL" --json)" || rb_rc=$?
   rb_detail="$(jq -r '.summary // ""' <<<"$rb_json" 2>/dev/null || true)"
   if [[ "$rb_rc" -eq 0 ]]; then
     rb_result="PASSED (health-check.sh exit 0 at $(iso_now): /health ok, metrics present, all services healthy)"
