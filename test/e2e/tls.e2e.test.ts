@@ -2,13 +2,17 @@
  * TLS ingress end to end (issue 6) on its own sandbox, certificate mode: onevm's CA and
  * server certificate made by the tls plugin, Caddy on 80/443. A client that trusts only
  * the exported CA reaches /health over the sandbox's published 443; plain http redirects;
- * the app, database and cache ports stay unreachable from outside the VM.
+ * the app, database and cache ports stay unreachable from outside the VM. Release switches
+ * behind the proxy (issue 7) answer every request: the new release's surge container
+ * serves while bot-api is recreated, and a release that never turns healthy is refused
+ * before anything switches.
  */
 import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { buildImages, newStack, removeStack, Sandbox, sandboxDown, sandboxUp, ssh, stackConfig, TestStack } from "./harness";
+import { Probe, probeOnce, Prober, ProbeTarget } from "../../bench/prober";
 
 jest.setTimeout(1_800_000);
 
@@ -19,6 +23,7 @@ let vm: Sandbox;
 let t: TestStack;
 let caFile: string;
 let vmIp: string;
+let refs: Record<string, Record<string, string>>;
 
 function stateFiles(dir: string): string[] {
     return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? stateFiles(path.join(dir, e.name)) : [path.join(dir, e.name)]));
@@ -37,7 +42,7 @@ function tcpOpen(host: string, port: number): boolean {
 }
 
 beforeAll(async () => {
-    const refs = buildImages(["v1"], { proxy: true });
+    refs = buildImages(["v1", "v2", "broken"], { proxy: true });
     sandboxDown(NAME);
     vm = sandboxUp(NAME);
     vmIp = execFileSync("docker", ["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", vm.container], { encoding: "utf8" }).trim().split(" ")[0];
@@ -106,6 +111,60 @@ test("on the VM: key mode 600 owned by the proxy's uid; proxy healthy", () => {
     expect(ssh(vm, "test -r /opt/bot/shared/tls/key.pem && echo readable || echo unreadable").out.trim()).toBe("unreadable");
     const health = ssh(vm, "docker inspect -f '{{.State.Health.Status}}' $(docker ps -q --filter label=com.docker.compose.service=proxy)").out.trim();
     expect(health).toBe("healthy");
+});
+
+/**
+ * `pulumi up` to `release` while GET /health goes through the published 443 ten times a
+ * second (new connection each, 10 s timeout: this checks that every request is answered,
+ * not how fast). Returns the up's error, if any, and the probes that failed.
+ */
+async function upUnderLoad(release: string): Promise<{ error?: string; failed: Probe[]; probes: number }> {
+    await t.stack.setConfig("onevm:releaseId", { value: release });
+    await t.stack.setConfig("onevm:images", { value: JSON.stringify(refs[release]) });
+    const target: ProbeTarget = { protocol: "https", host: "127.0.0.1", port: vm.httpsPort, path: "/health", servername: DOMAIN, ca: fs.readFileSync(caFile, "utf8") };
+    const prober = new Prober(() => probeOnce(target, 10_000), 100);
+    prober.start();
+    let error: string | undefined;
+    await t.stack.up({ onOutput: (o) => t.output.push(o) }).catch((e: Error) => (error = e.message));
+    const probes = await prober.stop();
+    return { error, failed: probes.filter((p) => !p.ok), probes: probes.length };
+}
+
+const surgeContainers = () => ssh(vm, "docker ps -a -q --filter name=bot-bot-api-next").out.trim();
+const lastHistory = () => JSON.parse(ssh(vm, "tail -n 1 /opt/bot/state/history.jsonl").out);
+
+test("a switch behind the proxy answers every request: v1 -> v2 served by the new release's surge container while bot-api is recreated", async () => {
+    const run = await upUnderLoad("v2");
+    expect(run.error).toBeUndefined();
+    expect(run.probes).toBeGreaterThan(50);
+    expect(run.failed).toEqual([]);
+    expect(ssh(vm, "readlink /opt/bot/current").out.trim()).toBe("releases/v2");
+    expect(lastHistory()).toMatchObject({ release: "v2", result: "success" });
+    const log = ssh(vm, "cat /opt/bot/logs/activate.log").out;
+    expect(log).toMatch(/starting v2's app as bot-bot-api-next/);
+    expect(log).toMatch(/bot-bot-api-next answers \/health/);
+    expect(log).toMatch(/surge container drained and removed/);
+    expect(surgeContainers()).toBe("");
+});
+
+test("a release whose app never turns healthy is refused before anything switches; every request is still answered", async () => {
+    const run = await upUnderLoad("broken");
+    expect(run.error).toMatch(/broken/);
+    expect(run.failed).toEqual([]);
+    expect(ssh(vm, "readlink /opt/bot/current").out.trim()).toBe("releases/v2");
+    expect(lastHistory()).toMatchObject({ release: "broken", result: "rolled_back", exit_code: 5, phase: "rollback" });
+    expect(lastHistory().reason).toMatch(/bot-bot-api-next\) never became healthy; the running release kept serving/);
+    expect(surgeContainers()).toBe("");
+    // bot-api was never touched: the v2 container kept running.
+    expect(ssh(vm, "docker inspect -f '{{.Config.Image}}' $(docker ps -q --filter label=com.docker.compose.service=bot-api --filter label=com.docker.compose.oneoff=False)").out.trim()).toBe(refs.v2["bot-api"]);
+});
+
+test("rollback by config to v1 behind the proxy answers every request too", async () => {
+    const run = await upUnderLoad("v1");
+    expect(run.error).toBeUndefined();
+    expect(run.failed).toEqual([]);
+    expect(ssh(vm, "readlink /opt/bot/current").out.trim()).toBe("releases/v1");
+    expect(surgeContainers()).toBe("");
 });
 
 test("a second up changes nothing and the key is never in the engine's output or the state in clear", async () => {
