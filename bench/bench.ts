@@ -8,7 +8,8 @@
  * Scenario "default" probes bot-api's port (127.0.0.1:8080 on the VM, reached through an
  * SSH port forward opened before the switch, because the default path publishes nothing
  * beyond the VM's loopback); scenario "tls" probes the Caddy proxy on the sandbox's
- * published https port. Writes bench/results/latest.json and prints the table.
+ * published https port. Writes bench/results/latest.json (and each VM's activate/health-check logs to
+ * bench/results/<scenario>-vm.log) and prints the table.
  * Usage: npm run bench [-- --only default|tls] [--noop-runs N]
  */
 import { ChildProcess, execFileSync, spawn } from "child_process";
@@ -40,6 +41,9 @@ interface SwitchResult {
     from: string;
     to: string;
     upWallMs: number;
+    /** The activation command's span in the engine (activate.sh on the VM), and what came before it. */
+    activateMs: number | null;
+    beforeActivateMs: number | null;
     probe: ProbeSummary;
     sshSessions: number;
 }
@@ -164,14 +168,19 @@ async function probedSwitch(t: TestStack, vm: Sandbox, target: ProbeTarget, from
     const prober = new Prober(() => probeOnce(target, PROBE_TIMEOUT_MS), INTERVAL_MS);
     prober.start();
     await sleep(SETTLE_MS);
-    const [res, upWallMs] = await timed(() => t.stack.up({ onOutput: (o) => t.output.push(o) }));
+    const engine = timeline();
+    const t0 = Date.now();
+    const [res, upWallMs] = await timed(() => t.stack.up({ onOutput: (o) => t.output.push(o), onEvent: engine.onEvent }));
+    const activate = engine.matching(/::[^:]*-activate$/)[0];
     await sleep(SETTLE_MS);
     const probes: Probe[] = await prober.stop();
     const sshSessions = acceptedLogins(vm) - before - 1;
     if (res.outputs.releaseId.value !== to) throw new Error(`up to ${to} left release ${res.outputs.releaseId.value}`);
     const probe = summarize(probes, INTERVAL_MS);
     log(`${from} -> ${to}: up ${seconds(upWallMs)}, ${probe.failed}/${probe.probes} probes failed, longest gap ${probe.longestGapMs} ms${probe.firstError ? ` (${probe.firstError})` : ""}`);
-    return { from, to, upWallMs, probe, sshSessions };
+    const activateMs = activate ? activate.endMs - activate.startMs : null;
+    const beforeActivateMs = activate ? activate.startMs - t0 : null;
+    return { from, to, upWallMs, activateMs, beforeActivateMs, probe, sshSessions };
 }
 
 async function runScenario(scenario: Scenario, refs: Record<string, Record<string, string>>, noopRuns: number): Promise<ScenarioResult> {
@@ -247,6 +256,8 @@ async function runScenario(scenario: Scenario, refs: Record<string, Record<strin
             noop = { previewMs, upMs, ratio: median(upMs) / median(previewMs), upSshSessions, previewSshSessions };
             log(`${scenario}: no-op ${JSON.stringify(noop)}`);
         }
+        // The VM's own account of the run, kept beside the figures.
+        fs.writeFileSync(path.join(ROOT, "bench/results", `${scenario}-vm.log`), ssh(vm, "cat /opt/bot/logs/activate.log /opt/bot/logs/health-check.log").out);
         return { scenario, sandboxBootMs, fresh: freshResult, switch: sw, rollback: rb, noop };
     } finally {
         tunnel?.kill();
@@ -280,6 +291,7 @@ function rows(results: ScenarioResult[], imageBuildMs: number): Row[] {
                 zero
                     ? targetRow(`${label}: failed probes x 50 ms`, s.probe.downtimeMs, 0, millis, SEED.zeroDowntime, "0 ms (proxy path)")
                     : targetRow(`${label}: failed probes x 50 ms`, s.probe.downtimeMs, TARGETS.downtimeMs, millis, what === "switch" ? "30-60 s" : ""),
+                infoRow(`${label}:   engine before activate.sh / activate.sh`, `${s.beforeActivateMs === null ? "n/a" : seconds(s.beforeActivateMs)} / ${s.activateMs === null ? "n/a" : seconds(s.activateMs)}`),
                 infoRow(`${label}: longest gap / slowest ok probe`, `${millis(s.probe.longestGapMs)} / ${millis(s.probe.maxLatencyMs)}`, `${s.probe.failed}/${s.probe.probes} failed`),
                 infoRow(`${label}: SSH sessions opened by the up`, String(s.sshSessions)),
             );
