@@ -73,8 +73,15 @@ function proxyBlock(o: CaddyfileOptions): string[] {
     ];
 }
 
+/**
+ * The surge upstream is absent between switches, so its active health check fails every
+ * second; Caddy would log each failure (~20 MB a day) and the proxy's rotated log would
+ * hold little else. Real requests that fail are still logged (http.log.error).
+ */
+const QUIET_HEALTH_CHECKS = ["log default {", "\texclude http.handlers.reverse_proxy.health_checker.active", "}"];
+
 function globalBlock(lines: string[]): string[] {
-    return ["{", ...lines.map((l) => `\t${l}`), "}", ""];
+    return ["{", ...[...lines, ...QUIET_HEALTH_CHECKS].map((l) => `\t${l}`), "}", ""];
 }
 
 export function renderCaddyfile(o: CaddyfileOptions): string {

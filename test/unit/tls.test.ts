@@ -19,6 +19,9 @@ describe("Caddyfile", () => {
                 "\tadmin localhost:2019",
                 "\tauto_https off",
                 "\tdefault_sni 203.0.113.10",
+                "\tlog default {",
+                "\t\texclude http.handlers.reverse_proxy.health_checker.active",
+                "\t}",
                 "}",
                 "",
                 ":80 {",
@@ -45,7 +48,7 @@ describe("Caddyfile", () => {
 
     test("acme mode: the domain as site address (Caddy certifies it and answers ACME on 80), e-mail global", () => {
         const text = renderCaddyfile({ mode: "acme", app: "bot", domain: "bot.example.com", email: "ops@example.com" });
-        expect(text).toContain("{\n\tadmin localhost:2019\n\temail ops@example.com\n}\n");
+        expect(text).toContain("{\n\tadmin localhost:2019\n\temail ops@example.com\n\tlog default {\n");
         expect(text).toContain("\nbot.example.com {\n\treverse_proxy bot-api:8080 bot-bot-api-next:8080 {\n\t\thealth_uri /health\n");
         expect(text).not.toMatch(/auto_https|tls \/etc|:80 \{/);
         expect(renderCaddyfile({ mode: "acme", app: "bot", domain: "bot.example.com" })).not.toContain("email");
