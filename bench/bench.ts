@@ -84,14 +84,19 @@ function machine() {
     };
 }
 
-/** Per-resource engine timeline (ms since the epoch), keyed by URN, from the event stream. */
+/**
+ * Per-resource engine timeline (ms since the epoch), keyed by URN, from the event stream:
+ * from the first step's start to the end of that step. A replacement emits more steps for
+ * the same URN (create-replacement, replace, delete-original): only the first one counts.
+ */
 function timeline() {
-    const spans = new Map<string, Interval>();
+    const spans = new Map<string, Interval & { done: boolean }>();
     const onEvent = (e: EngineEvent) => {
         const now = Date.now();
-        if (e.resourcePreEvent) spans.set(e.resourcePreEvent.metadata.urn, { startMs: now, endMs: now });
-        const done = e.resOutputsEvent?.metadata.urn;
-        if (done && spans.has(done)) spans.get(done)!.endMs = now;
+        const started = e.resourcePreEvent?.metadata.urn;
+        if (started && !spans.has(started)) spans.set(started, { startMs: now, endMs: now, done: false });
+        const span = spans.get(e.resOutputsEvent?.metadata.urn ?? "");
+        if (span && !span.done) Object.assign(span, { endMs: now, done: true });
     };
     const matching = (re: RegExp) => [...spans].filter(([urn]) => re.test(urn)).map(([, s]) => s);
     return { onEvent, matching };
