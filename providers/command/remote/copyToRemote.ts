@@ -50,17 +50,18 @@ function engineHash(v: Wire): string | undefined {
 }
 
 /**
- * The remote file's sha256 from its `<path>.sha256` sidecar when that is at least as new
- * as the file and names the same size; else sha256sum it and (re)write the sidecar
- * atomically. Hashing a 200 MB archive on a small VM takes seconds; a rollback checks two.
+ * The remote file's sha256 from its `<path>.sha256` sidecar when the file's size and
+ * change time (nanoseconds; any write, touch or chmod moves it) are still those recorded
+ * there; else sha256sum it and (re)write the sidecar atomically. Hashing a 200 MB archive
+ * on a small VM takes seconds, and a rollback checks two.
  */
-function remoteHashCommand(remotePath: string, size: number): string {
-    const f = shellQuote(remotePath);
+function remoteHashCommand(remotePath: string): string {
     return [
-        `f=${f}; s="$f.sha256"`,
+        `f=${shellQuote(remotePath)}; s="$f.sha256"`,
         `[ -f "$f" ] || exit 3`,
-        `if [ -f "$s" ] && ! [ "$f" -nt "$s" ] && [ "$(stat -c %s -- "$f")" = ${size} ] && [ "$(sed -n 2p -- "$s")" = ${size} ]; then sed -n 1p -- "$s"; exit 0; fi`,
-        `h=$(sha256sum -- "$f" | cut -d' ' -f1) && printf '%s\\n%s\\n' "$h" "$(stat -c %s -- "$f")" > "$s.tmp" && mv -f -- "$s.tmp" "$s" && echo "$h"`,
+        `now=$(stat -c '%s %z' -- "$f")`,
+        `if [ -f "$s" ] && [ "$(sed -n 2p -- "$s")" = "$now" ]; then sed -n 1p -- "$s"; exit 0; fi`,
+        `h=$(sha256sum -- "$f" | cut -d' ' -f1) && printf '%s\\n%s\\n' "$h" "$now" > "$s.tmp" && mv -f -- "$s.tmp" "$s" && echo "$h"`,
     ].join("\n");
 }
 
@@ -73,7 +74,7 @@ async function sameContentThere(client: Awaited<ReturnType<typeof dial>>, source
     if (source.kind !== "path") return false;
     const st = await fs.stat(source.path);
     if (!st.isFile() || st.size < SAME_CONTENT_CHECK_BYTES) return false;
-    const exit = await execute(client, { command: remoteHashCommand(remotePath, st.size), env: {} });
+    const exit = await execute(client, { command: remoteHashCommand(remotePath), env: {} });
     const remote = exit.code === 0 ? exit.stdout.trim() : "";
     return /^[0-9a-f]{64}$/.test(remote) && remote === (hash ?? (await sha256File(source.path)));
 }
@@ -82,7 +83,7 @@ async function sameContentThere(client: Awaited<ReturnType<typeof dial>>, source
 async function recordRemoteHash(client: Awaited<ReturnType<typeof dial>>, source: Source, remotePath: string): Promise<void> {
     if (source.kind !== "path") return;
     const st = await fs.stat(source.path);
-    if (st.isFile() && st.size >= SAME_CONTENT_CHECK_BYTES) await execute(client, { command: remoteHashCommand(remotePath, st.size), env: {} });
+    if (st.isFile() && st.size >= SAME_CONTENT_CHECK_BYTES) await execute(client, { command: remoteHashCommand(remotePath), env: {} });
 }
 
 async function copy(ctx: OpContext, props: WireMap): Promise<void> {
