@@ -27,7 +27,6 @@ const PROBE_TIMEOUT_MS = 1000;
 /** Probing before and after each `up`, so the switch is inside the window. */
 const SETTLE_MS = 3000;
 const DOMAIN = "bot.onevm.test";
-/** Engine step kinds that change nothing (a no-op run may only have these). */
 const TARGETS = { downtimeMs: 1000, rollbackWallMs: 30_000, noopRatio: 1.3 };
 const SEED = {
     deploy: "5-10 min per deploy, 30-60 s downtime",

@@ -70,20 +70,17 @@ function remoteHashCommand(remotePath: string): string {
  * rollback finds its image archives (200 MB each) still on the VM, and re-sending them was
  * most of its wall time (npm run bench). Unlike upstream, which always uploads.
  */
-async function sameContentThere(client: Awaited<ReturnType<typeof dial>>, source: Source, remotePath: string, hash: string | undefined): Promise<boolean> {
-    if (source.kind !== "path") return false;
-    const st = await fs.stat(source.path);
-    if (!st.isFile() || st.size < SAME_CONTENT_CHECK_BYTES) return false;
+async function sameContentThere(client: Awaited<ReturnType<typeof dial>>, localPath: string, remotePath: string, hash: string | undefined): Promise<boolean> {
     const exit = await execute(client, { command: remoteHashCommand(remotePath), env: {} });
     const remote = exit.code === 0 ? exit.stdout.trim() : "";
-    return /^[0-9a-f]{64}$/.test(remote) && remote === (hash ?? (await sha256File(source.path)));
+    return /^[0-9a-f]{64}$/.test(remote) && remote === (hash ?? (await sha256File(localPath)));
 }
 
-/** After an upload: the sidecar for the next sameContentThere (best effort). */
-async function recordRemoteHash(client: Awaited<ReturnType<typeof dial>>, source: Source, remotePath: string): Promise<void> {
-    if (source.kind !== "path") return;
+/** The local file's path when it is big enough to be compared before an upload. */
+async function bigLocalFile(source: Source): Promise<string | undefined> {
+    if (source.kind !== "path") return undefined;
     const st = await fs.stat(source.path);
-    if (st.isFile() && st.size >= SAME_CONTENT_CHECK_BYTES) await execute(client, { command: remoteHashCommand(remotePath), env: {} });
+    return st.isFile() && st.size >= SAME_CONTENT_CHECK_BYTES ? source.path : undefined;
 }
 
 async function copy(ctx: OpContext, props: WireMap): Promise<void> {
@@ -92,9 +89,11 @@ async function copy(ctx: OpContext, props: WireMap): Promise<void> {
     const remotePath = reveal(props.remotePath) as string;
     const client = await dial(requireConnection(reveal(props.connection)), { log: ctx.log });
     try {
-        if (await sameContentThere(client, source, remotePath, engineHash(props.source))) return;
+        const big = await bigLocalFile(source);
+        if (big && (await sameContentThere(client, big, remotePath, engineHash(props.source)))) return;
         await upload(client, source, remotePath);
-        await recordRemoteHash(client, source, remotePath);
+        // The sidecar for the next comparison (best effort).
+        if (big) await execute(client, { command: remoteHashCommand(remotePath), env: {} });
     } finally {
         client.end();
     }
