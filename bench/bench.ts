@@ -1,7 +1,9 @@
 /**
  * `npm run bench` (issue 7): on fresh sandbox VMs with the real engine, in one run,
  *   1. fresh sandbox -> healthy stack, split into package installs, image work and the rest;
- *   2. release switch v1 -> v2 and 3. rollback by config v2 -> v1: `pulumi up` wall time and
+ *   2. release switch v1 -> v2 and 3. rollback by config v2 -> v1: `pulumi up` wall time (launch
+ *      to the engine's summary, as `pulumi up --yes --skip-preview` takes it; the Automation
+ *      API's extra `stack output` and `stack history` calls are reported beside it) and
  *      the downtime a 20 Hz /health prober sees from this host;
  *   4. a no-op `pulumi up` against `pulumi preview`, and SSH sessions per activation;
  *   5. the seed runbook's figures beside them.
@@ -39,7 +41,13 @@ type Scenario = "default" | "tls";
 interface SwitchResult {
     from: string;
     to: string;
+    /**
+     * What the operator waits for: from launching `pulumi up --yes --skip-preview` to the
+     * engine's summary event (update done, state saved).
+     */
     upWallMs: number;
+    /** The whole Automation API `up()` call: it also runs `stack output` and `stack history` afterwards. */
+    automationUpMs: number;
     /** The activation command's span in the engine (activate.sh on the VM), and what came before it. */
     activateMs: number | null;
     beforeActivateMs: number | null;
@@ -87,18 +95,21 @@ function machine() {
  * Per-resource engine timeline (ms since the epoch), keyed by URN, from the event stream:
  * from the first step's start to the end of that step. A replacement emits more steps for
  * the same URN (create-replacement, replace, delete-original): only the first one counts.
+ * `summaryMs`: when the engine reported the update done.
  */
 function timeline() {
     const spans = new Map<string, Interval & { done: boolean }>();
+    const state = { summaryMs: undefined as number | undefined };
     const onEvent = (e: EngineEvent) => {
         const now = Date.now();
+        if (e.summaryEvent) state.summaryMs = now;
         const started = e.resourcePreEvent?.metadata.urn;
         if (started && !spans.has(started)) spans.set(started, { startMs: now, endMs: now, done: false });
         const span = spans.get(e.resOutputsEvent?.metadata.urn ?? "");
         if (span && !span.done) Object.assign(span, { endMs: now, done: true });
     };
     const matching = (re: RegExp) => [...spans].filter(([urn]) => re.test(urn)).map(([, s]) => s);
-    return { onEvent, matching };
+    return { onEvent, matching, summaryMs: () => state.summaryMs };
 }
 
 async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
@@ -174,17 +185,20 @@ async function probedSwitch(t: TestStack, vm: Sandbox, target: ProbeTarget, from
     await sleep(SETTLE_MS);
     const engine = timeline();
     const t0 = Date.now();
-    const [res, upWallMs] = await timed(() => t.stack.up({ onOutput: (o) => t.output.push(o), onEvent: engine.onEvent }));
+    const [res, automationUpMs] = await timed(() => t.stack.up({ onOutput: (o) => t.output.push(o), onEvent: engine.onEvent }));
+    const summaryMs = engine.summaryMs();
+    if (summaryMs === undefined) throw new Error(`up to ${to} sent no summary event`);
+    const upWallMs = summaryMs - t0;
     const activate = engine.matching(/::[^:]*-activate$/)[0];
     await sleep(SETTLE_MS);
     const probes: Probe[] = await prober.stop();
     const sshSessions = acceptedLogins(vm) - before - 1;
     if (res.outputs.releaseId.value !== to) throw new Error(`up to ${to} left release ${res.outputs.releaseId.value}`);
     const probe = summarize(probes, INTERVAL_MS);
-    log(`${from} -> ${to}: up ${seconds(upWallMs)}, ${probe.failed}/${probe.probes} probes failed, longest gap ${probe.longestGapMs} ms${probe.firstError ? ` (${probe.firstError})` : ""}`);
+    log(`${from} -> ${to}: up ${seconds(upWallMs)} (Automation API call ${seconds(automationUpMs)}), ${probe.failed}/${probe.probes} probes failed, longest gap ${probe.longestGapMs} ms${probe.firstError ? ` (${probe.firstError})` : ""}`);
     const activateMs = activate ? activate.endMs - activate.startMs : null;
     const beforeActivateMs = activate ? activate.startMs - t0 : null;
-    return { from, to, upWallMs, activateMs, beforeActivateMs, probe, sshSessions };
+    return { from, to, upWallMs, automationUpMs, activateMs, beforeActivateMs, probe, sshSessions };
 }
 
 async function runScenario(scenario: Scenario, refs: Record<string, Record<string, string>>, noopRuns: number): Promise<ScenarioResult> {
@@ -292,6 +306,7 @@ function rows(results: ScenarioResult[], imageBuildMs: number): Row[] {
                 what === "rollback"
                     ? targetRow(`${label}: pulumi up wall`, s.upWallMs, TARGETS.rollbackWallMs, seconds, SEED.rollback)
                     : infoRow(`${label}: pulumi up wall`, seconds(s.upWallMs), SEED.deploy),
+                infoRow(`${label}:   the Automation API's up() call (+ stack output, history)`, seconds(s.automationUpMs)),
                 zero
                     ? targetRow(`${label}: failed probes x 50 ms`, s.probe.downtimeMs, 0, millis, SEED.zeroDowntime, "0 ms (proxy path)")
                     : targetRow(`${label}: failed probes x 50 ms`, s.probe.downtimeMs, TARGETS.downtimeMs, millis, what === "switch" ? "30-60 s" : ""),

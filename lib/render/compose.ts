@@ -109,7 +109,9 @@ export function renderCompose(o: ComposeOptions): string {
                 restart: "no",
                 environment: fromEnvFile(["DATABASE_URL"]),
                 depends_on: { postgres: { condition: "service_healthy" } },
-                deploy: limits("256m", "0.5", "64m"),
+                // A one-off job every activation waits for: a whole core imports its
+                // Python ~0.8 s faster than half of one (measured), and it never runs for long.
+                deploy: limits("256m", "1.0", "64m"),
             },
             "bot-api": {
                 image: o.images["bot-api"],

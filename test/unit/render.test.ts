@@ -52,6 +52,10 @@ describe("compose file", () => {
         for (const s of ["postgres", "redis", "bot-api"]) {
             expect(doc.services[s].healthcheck.test.length).toBeGreaterThan(1);
         }
+        // Seed 004's limits for the app and the database; the one-off migrate job gets a whole core.
+        expect(doc.services["bot-api"].deploy.resources.limits).toEqual({ memory: "512m", cpus: "0.5" });
+        expect(doc.services.postgres.deploy.resources.limits).toEqual({ memory: "1g", cpus: "1.0" });
+        expect(doc.services.migrate.deploy.resources.limits.cpus).toBe("1.0");
         // $$ keeps compose from interpolating the container's own variables.
         expect(doc.services.postgres.healthcheck.test[1]).toContain("$${POSTGRES_USER}");
     });
