@@ -19,7 +19,8 @@ Makes installed release ID (APP_DIR/releases/ID with COMPLETE) the running one:
   3. pre-deploy backup (backup.sh --type pre_deployment) when APP has a postgres container
   4. images from release.json / the compose file: `docker load` of releases/ID/images/*.tar
      and APP_DIR/images/*.tar holding missing ones, else `docker pull`
-  5. migrate with the NEW compose file: `up -d --wait postgres redis`, `run --rm -T migrate`;
+  5. migrate with the NEW compose file: `up -d --wait postgres redis`, then the migrate
+     service itself, once, to its exit (`up --no-deps --exit-code-from migrate migrate`);
      on failure the current release keeps serving (its services are re-applied)
   (health-check.sh and backup.sh are run with bash from this script's directory.)
   6. behind the ingress proxy (the release has a `proxy` service, and the proxy and an
@@ -28,7 +29,8 @@ Makes installed release ID (APP_DIR/releases/ID with COMPLETE) the running one:
      with nothing switched); it serves while step 8 recreates bot-api
   7. state/previous := old release; current -> releases/ID (ln -s temp + mv -T)
   8. `docker compose -p APP --project-directory releases/ID -f releases/ID/compose.yaml
-     --env-file shared/.env up -d --remove-orphans`, then health-check.sh; then the
+     --env-file shared/.env up -d --remove-orphans` of every service but migrate (it ran
+     in step 5; `up` would run it again), then health-check.sh; then the
      surge container is drained (docker stop -t 30) and removed
   9. unhealthy: current -> previous release, `up -d` it, health-check it, write
      state/incidents/<UTC>-<ID>.md, restore state/previous
@@ -386,7 +388,7 @@ run_migrations() {
   if ! run_logged compose "$rel_dir" up -d --wait postgres redis; then
     rc=1
     why="postgres/redis of release $RELEASE did not become healthy"
-  elif ! run_logged compose "$rel_dir" run --rm -T migrate; then
+  elif ! run_logged compose "$rel_dir" up --no-deps --no-log-prefix --exit-code-from migrate migrate; then
     rc=1
     why="the migrate service of release $RELEASE failed"
   fi
@@ -532,7 +534,7 @@ rollback() {
 }
 
 main() {
-  local app_dir="" rel_dir hc_json hc_rc=0 up_rc=0 trigger
+  local app_dir="" rel_dir hc_json hc_rc=0 up_rc=0 trigger services=()
   while (($#)); do
     case "$1" in
       --release) need_value "$@"; RELEASE="$2"; shift 2 ;;
@@ -654,7 +656,10 @@ main() {
 
   set_phase up
   log INFO "Starting services of $RELEASE"
-  run_logged compose "$rel_dir" up -d --remove-orphans || up_rc=$?
+  # Not migrate: its container already ran this release's migrations to exit 0 (the gate
+  # checks that exit); naming it here would start it once more.
+  mapfile -t services < <(compose "$rel_dir" config --services | grep -vx migrate)
+  run_logged compose "$rel_dir" up -d --remove-orphans "${services[@]}" || up_rc=$?
 
   set_phase health
   if [[ "$up_rc" -ne 0 ]]; then
