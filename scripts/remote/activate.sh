@@ -95,7 +95,8 @@ run_logged() {
 compose() {
   local dir="$1"
   shift
-  timeout "$TIMEOUT" docker compose -p "$APP" --project-directory "$dir" -f "$dir/compose.yaml" \
+  # --ansi never: attached output (the migrate run) would carry terminal escapes into the log.
+  timeout "$TIMEOUT" docker compose --ansi never -p "$APP" --project-directory "$dir" -f "$dir/compose.yaml" \
     --env-file "$ENV_FILE" "$@"
 }
 
