@@ -85,7 +85,9 @@ STALE_RELEASE="" STALE_PREVIOUS="" STALE_PREV_PREVIOUS="" STALE_SWITCH=false
 # run_logged CMD...: run, copying its output to stderr and the log file; returns its status.
 run_logged() {
   if [[ -n "$LOG_FILE" ]]; then
-    "$@" 2>&1 | tee -a -- "$LOG_FILE" >&2
+    # Compose's attached output (the migrate run) clears lines with terminal escapes, even
+    # with --ansi never (2.26): strip them from the log.
+    "$@" 2>&1 | sed -u 's/\x1b\[[0-9;]*[A-Za-z]//g' | tee -a -- "$LOG_FILE" >&2
   else
     "$@" >&2
   fi
@@ -95,8 +97,7 @@ run_logged() {
 compose() {
   local dir="$1"
   shift
-  # --ansi never: attached output (the migrate run) would carry terminal escapes into the log.
-  timeout "$TIMEOUT" docker compose --ansi never -p "$APP" --project-directory "$dir" -f "$dir/compose.yaml" \
+  timeout "$TIMEOUT" docker compose -p "$APP" --project-directory "$dir" -f "$dir/compose.yaml" \
     --env-file "$ENV_FILE" "$@"
 }
 
