@@ -99,17 +99,17 @@ function machine() {
  */
 function timeline() {
     const spans = new Map<string, Interval & { done: boolean }>();
-    const state = { summaryMs: undefined as number | undefined };
+    let summaryMs: number | undefined;
     const onEvent = (e: EngineEvent) => {
         const now = Date.now();
-        if (e.summaryEvent) state.summaryMs = now;
+        if (e.summaryEvent) summaryMs = now;
         const started = e.resourcePreEvent?.metadata.urn;
         if (started && !spans.has(started)) spans.set(started, { startMs: now, endMs: now, done: false });
         const span = spans.get(e.resOutputsEvent?.metadata.urn ?? "");
         if (span && !span.done) Object.assign(span, { endMs: now, done: true });
     };
     const matching = (re: RegExp) => [...spans].filter(([urn]) => re.test(urn)).map(([, s]) => s);
-    return { onEvent, matching, summaryMs: () => state.summaryMs };
+    return { onEvent, matching, summaryMs: () => summaryMs };
 }
 
 async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {

@@ -418,10 +418,11 @@ running_container() {
     --filter "label=com.docker.compose.service=$1" --filter "label=com.docker.compose.oneoff=False" | head -n 1
 }
 
-# surge_applies DIR: the release has the ingress proxy and both the proxy and an app
-# container run now, so the proxy can serve from a surge container during the recreate.
+# surge_applies SERVICE...: the release's services include the ingress proxy and both the
+# proxy and an app container run now, so the proxy can serve from a surge container during
+# the recreate.
 surge_applies() {
-  compose "$1" config --services 2>/dev/null | grep -qx proxy &&
+  printf '%s\n' "$@" | grep -qx proxy &&
     [[ -n "$(running_container proxy)" && -n "$(running_container bot-api)" ]]
 }
 
@@ -640,7 +641,11 @@ main() {
   set_phase migrate
   run_migrations "$rel_dir"
 
-  if surge_applies "$rel_dir"; then
+  # The services `up` starts: all but migrate, whose container already ran this release's
+  # migrations to exit 0 (the gate checks that exit); naming it would start it once more.
+  mapfile -t services < <(compose "$rel_dir" config --services 2>/dev/null | grep -vx migrate)
+
+  if surge_applies "${services[@]}"; then
     set_phase surge
     if ! start_surge "$rel_dir"; then
       # Nothing switched yet: the running release never stopped serving.
@@ -658,9 +663,6 @@ main() {
 
   set_phase up
   log INFO "Starting services of $RELEASE"
-  # Not migrate: its container already ran this release's migrations to exit 0 (the gate
-  # checks that exit); naming it here would start it once more.
-  mapfile -t services < <(compose "$rel_dir" config --services | grep -vx migrate)
   run_logged compose "$rel_dir" up -d --remove-orphans "${services[@]}" || up_rc=$?
 
   set_phase health
