@@ -57,13 +57,13 @@ export class TlsIngress extends pulumi.ComponentResource {
 
         if (args.mode === "acme") {
             if (!args.domain) throw new Error("TlsIngress: acme mode needs a domain");
-            caddyfile = renderCaddyfile({ mode: "acme", app: args.app, domain: args.domain, email: args.email });
+            caddyfile = renderCaddyfile({ mode: "acme", domain: args.domain, email: args.email });
             this.caCertPem = pulumi.output("");
             this.certPem = pulumi.output("");
         } else {
             // A droplet's address is known only once it exists.
             const names = pulumi.output(args.address).apply((a) => certificateNames(a, args.domain));
-            caddyfile = names.apply((n) => renderCaddyfile({ mode: "certificate", app: args.app, defaultSni: n.commonName }));
+            caddyfile = names.apply((n) => renderCaddyfile({ mode: "certificate", defaultSni: n.commonName }));
             const caKey = new tls.PrivateKey(`${name}-ca-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
             const ca = new tls.SelfSignedCert(
                 `${name}-ca`,

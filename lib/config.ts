@@ -140,7 +140,7 @@ export const CONFIG_KEYS: Record<string, string> = {
     reservedIp: "digitalocean: attach a reserved IP that survives droplet replacement. Default false.",
     deployPublicKey: "digitalocean: your own deploy public key; generated with @pulumi/tls when unset.",
     infrastructureOnly: "digitalocean: create the droplet, volume, keys and firewall but run nothing on the VM. Default false.",
-    tlsIngress: "Run the TLS reverse proxy (Caddy) on 80/443, the only public ports besides SSH; bot-api stays on 127.0.0.1:8080. Both targets. Default false.",
+    tlsIngress: "Run the TLS reverse proxy (Caddy) on 80/443, the only public ports besides SSH; the app stays on 127.0.0.1:8080 (through the proxy). Both targets. Default false.",
     tlsMode: "tlsIngress: `acme` (Caddy obtains and renews a certificate for tlsDomain; needs public DNS and ports 80/443) or `certificate` (a CA and server certificate made with @pulumi/tls; output `tlsCaCertificate` is the CA clients trust). Default `certificate`.",
     tlsDomain: "tlsIngress: the domain clients use. Required for acme; for certificate an extra DNS name in the certificate (the host address is always in it).",
     tlsEmail: "tlsIngress, acme: the ACME account e-mail (expiry notices). Optional.",

@@ -9,8 +9,10 @@
  *
  * Either way every request goes to the app through `reverse_proxy` with active health
  * checks on /health, and requests that find no healthy upstream wait and retry for
- * `lb_try_duration` instead of failing: a restarting app container is waited for, and the
- * new release's surge container (the zero-downtime switch) takes over by itself.
+ * `lb_try_duration` instead of failing: a restarting app container is waited for. Besides
+ * 80/443 the proxy serves plain HTTP on 8080, published on the VM's loopback only (the
+ * health gate's way in: bot-api itself publishes no port, so a second container of it
+ * can start beside the first during a switch).
  * The file names no secret.
  */
 
@@ -33,30 +35,19 @@ export interface CaddyfileOptions {
      * VM's address or the domain.
      */
     defaultSni?: string;
-    /** The app (compose project) name: names its surge container (see appUpstreams). */
-    app: string;
     /** Health check path of the app. Default /health. */
     healthPath?: string;
 }
 
-/**
- * The app's service first, then the surge container activate.sh runs with the new release
- * while it recreates the service (`<app>-bot-api-next`, a container name the compose
- * network resolves; absent between switches, so its active check simply fails).
- * `lb_policy first` sends everything to the first healthy one: the service whenever it is up.
- */
-export function appUpstreams(app: string): string[] {
-    return ["bot-api:8080", `${surgeContainerName(app)}:8080`];
-}
+/** The app as the proxy reaches it: its compose service name (activate.sh pins one container during a switch). */
+export const APP_UPSTREAM = "bot-api:8080";
 
-/** Name of the new release's temporary app container during a proxied switch (activate.sh). */
-export function surgeContainerName(app: string): string {
-    return `${app}-bot-api-next`;
-}
+/** The proxy's plain-HTTP site, published on the VM's loopback only: the health gate's and operators' way in. */
+export const LOOPBACK_SITE = "http://:8080";
 
 function proxyBlock(o: CaddyfileOptions): string[] {
     return [
-        `\treverse_proxy ${appUpstreams(o.app).join(" ")} {`,
+        `\treverse_proxy ${APP_UPSTREAM} {`,
         // Active checks: an upstream joins or leaves the pool by its /health answer.
         `\t\thealth_uri ${o.healthPath ?? "/health"}`,
         "\t\thealth_interval 1s",
@@ -66,22 +57,18 @@ function proxyBlock(o: CaddyfileOptions): string[] {
         // upstream a longer memory only delays its comeback; measured 5 s -> 1 s saved ~1.5 s).
         "\t\tfail_duration 1s",
         // No healthy upstream (app restarting): hold the request and retry, do not fail it.
-        "\t\tlb_policy first",
         "\t\tlb_try_duration 30s",
         "\t\tlb_try_interval 250ms",
         "\t}",
     ];
 }
 
-/**
- * The surge upstream is absent between switches, so its active health check fails every
- * second; Caddy would log each failure (~20 MB a day) and the proxy's rotated log would
- * hold little else. Real requests that fail are still logged (http.log.error).
- */
-const QUIET_HEALTH_CHECKS = ["log default {", "\texclude http.handlers.reverse_proxy.health_checker.active", "}"];
+function loopbackSite(o: CaddyfileOptions): string[] {
+    return [`${LOOPBACK_SITE} {`, ...proxyBlock(o), "}", ""];
+}
 
 function globalBlock(lines: string[]): string[] {
-    return ["{", ...[...lines, ...QUIET_HEALTH_CHECKS].map((l) => `\t${l}`), "}", ""];
+    return ["{", ...lines.map((l) => `\t${l}`), "}", ""];
 }
 
 export function renderCaddyfile(o: CaddyfileOptions): string {
@@ -95,7 +82,7 @@ export function renderCaddyfile(o: CaddyfileOptions): string {
             ...(o.email ? [`email ${o.email}`] : []),
         ]);
         // A site with a domain: Caddy serves :80 for ACME and redirects the rest to https.
-        return [...head, ...global, `${o.domain} {`, ...proxyBlock(o), "}", ""].join("\n");
+        return [...head, ...global, `${o.domain} {`, ...proxyBlock(o), "}", "", ...loopbackSite(o)].join("\n");
     }
     const global = globalBlock([
         "admin localhost:2019",
@@ -115,5 +102,6 @@ export function renderCaddyfile(o: CaddyfileOptions): string {
         ...proxyBlock(o),
         "}",
         "",
+        ...loopbackSite(o),
     ].join("\n");
 }

@@ -12,7 +12,7 @@ export interface ComposeOptions {
     images: Images;
     /** Names (never values) of the operator's extra app environment variables. */
     appEnvKeys?: string[];
-    /** Loopback port bot-api publishes on the VM (internal only). */
+    /** Loopback port the app answers on, on the VM (internal only): bot-api's, or the proxy's when there is one. */
     apiPort?: number;
     /**
      * Host directory that holds PostgreSQL's data (a mounted DigitalOcean volume), bound
@@ -31,17 +31,19 @@ export interface ProxyOptions {
 }
 
 /**
- * The only service published on every interface: 80 and 443. Its config directory is
+ * The only service published on every interface: 80 and 443; and the app's loopback
+ * port, so the address the health gate and operators use is the same. Its config directory is
  * mounted read-only (the key inside is mode 600, owned by the image's uid 480); ACME
  * state lives in the `caddy_data` volume so certificates survive releases. It depends on
  * nothing: an app restart never restarts the proxy, which holds requests meanwhile.
  */
-function proxyService(p: ProxyOptions) {
+function proxyService(p: ProxyOptions, apiPort: number) {
     return {
         image: p.image,
         logging: LOGGING,
         restart: "unless-stopped",
-        ports: ["0.0.0.0:80:80", "0.0.0.0:443:443"],
+        // 8080: the Caddyfile's plain-HTTP site, the app's loopback address (see bot-api).
+        ports: ["0.0.0.0:80:80", "0.0.0.0:443:443", `127.0.0.1:${apiPort}:8080`],
         volumes: [`${p.configDir}:/etc/caddy:ro`, "caddy_data:/data"],
         healthcheck: {
             test: ["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:2019/config/"],
@@ -71,6 +73,7 @@ function fromEnvFile(keys: string[]): Record<string, string> {
 
 export function renderCompose(o: ComposeOptions): string {
     const common = { logging: LOGGING };
+    const apiPort = o.apiPort ?? 8080;
     const doc = {
         name: o.app,
         services: {
@@ -121,7 +124,9 @@ export function renderCompose(o: ComposeOptions): string {
                     APP_RELEASE: o.releaseId,
                     ...fromEnvFile(["DATABASE_URL", "REDIS_URL", "TELEGRAM_BOT_TOKEN", ...(o.appEnvKeys ?? []).sort()]),
                 },
-                ports: [`127.0.0.1:${o.apiPort ?? 8080}:8080`],
+                // Behind the proxy, the proxy publishes the loopback port and bot-api none:
+                // a switch starts the new container beside the old one (two cannot share a port).
+                ...(o.proxy ? {} : { ports: [`127.0.0.1:${apiPort}:8080`] }),
                 // Not on migrate: activate.sh (and restore.sh) run the release's migrations
                 // to completion before any `up`, so waiting for the migrate service again
                 // would only keep the app away for a second migration run at every switch.
@@ -146,7 +151,7 @@ export function renderCompose(o: ComposeOptions): string {
                 },
                 deploy: limits("512m", "0.5", "128m"),
             },
-            ...(o.proxy ? { proxy: proxyService(o.proxy) } : {}),
+            ...(o.proxy ? { proxy: proxyService(o.proxy, apiPort) } : {}),
         },
         volumes: {
             pgdata: o.dataDir ? { driver: "local", driver_opts: { type: "none", o: "bind", device: o.dataDir } } : {},

@@ -23,15 +23,16 @@ Makes installed release ID (APP_DIR/releases/ID with COMPLETE) the running one:
      service itself, once, to its exit (`up --no-deps --exit-code-from migrate migrate`);
      on failure the current release keeps serving (its services are re-applied)
   (health-check.sh and backup.sh are run with bash from this script's directory.)
-  6. behind the ingress proxy (the release has a `proxy` service, and the proxy and an
-     app container run): the new release's bot-api starts as the one-off container
-     APP-bot-api-next, the proxy's second upstream, and must turn healthy (else: rollback
-     with nothing switched); it serves while step 8 recreates bot-api
+  6. behind the ingress proxy (the release has a `proxy` service, the proxy and one
+     bot-api container run, and bot-api's config changes): the proxy is pinned to the
+     running bot-api, the new release's bot-api starts beside it (`up --no-recreate
+     --scale bot-api=2`) and must answer /health (else: rollback with nothing switched)
   7. state/previous := old release; current -> releases/ID (ln -s temp + mv -T)
-  8. `docker compose -p APP --project-directory releases/ID -f releases/ID/compose.yaml
+  8. after a step 6 handover: the proxy moves to the new bot-api, the old one drains
+     (docker stop -t 30) and goes, the proxy reloads its Caddyfile; then
+     `docker compose -p APP --project-directory releases/ID -f releases/ID/compose.yaml
      --env-file shared/.env up -d --remove-orphans` of every service but migrate (it ran
-     in step 5; `up` would run it again), then health-check.sh; then the
-     surge container is drained (docker stop -t 30) and removed
+     in step 5; `up` would run it again; a handed-over bot-api is kept), then health-check.sh
   9. unhealthy: current -> previous release, `up -d` it, health-check it, write
      state/incidents/<UTC>-<ID>.md, restore state/previous
 Every attempt appends one JSON line to state/history.jsonl (also printed on stdout):
@@ -53,7 +54,7 @@ Options:
   --app-dir DIR           app directory (default: derived from the script's place)
   -h, --help              this help
 Testing aid: ONEVM_TEST_HOLD_PHASE=<phase> pauses ONEVM_TEST_HOLD_SECONDS (default 60)
-after entering that phase (backup, images, migrate, surge, switch, up, health, rollback).
+after entering that phase (backup, images, migrate, handover, switch, up, health, rollback).
 
 Exit codes:
   0   activated, or already active and healthy (no-op)
@@ -79,7 +80,8 @@ HOST_ACTIVATE_LOCK=/var/lib/onevm/activate.lock
 APP="" ENV_FILE="" STATE="" MARKER="" HISTORY=""
 STARTED_AT="" START_S=0 PHASE="start" FINISHED=false SIGNAL=""
 CURRENT="" PREVIOUS="" PREV_PREVIOUS="" SWITCHING=false BACKUP_PATH="" INCIDENT="" RECOVERED=""
-HOLD_PID="" SURGE=""
+HOLD_PID="" NEXT_APP="" PINNED=false
+OLD_APP=()
 STALE_RELEASE="" STALE_PREVIOUS="" STALE_PREV_PREVIOUS="" STALE_SWITCH=false
 
 # run_logged CMD...: run, copying its output to stderr and the log file; returns its status.
@@ -251,6 +253,8 @@ resolve_stale_marker() {
 cleanup_leftovers() {
   local ids
   rm -f -- "$APP_DIR"/current.tmp-*
+  # A killed handover may have left the proxy pinned to one app container.
+  [[ ! -f "$MARKER" ]] || unpin_proxy
   # One-off `run` containers survive only a killed run; nothing else runs while we hold the lock.
   ids="$(docker ps -a -q --filter "label=com.docker.compose.project=$APP" --filter "label=com.docker.compose.oneoff=True")"
   if [[ -n "$ids" ]]; then
@@ -418,63 +422,116 @@ running_container() {
     --filter "label=com.docker.compose.service=$1" --filter "label=com.docker.compose.oneoff=False" | head -n 1
 }
 
-# surge_applies SERVICE...: the release's services include the ingress proxy and both the
-# proxy and an app container run now, so the proxy can serve from a surge container during
-# the recreate.
-surge_applies() {
-  printf '%s\n' "$@" | grep -qx proxy &&
-    [[ -n "$(running_container proxy)" && -n "$(running_container bot-api)" ]]
+# app_containers: ids of bot-api's running service containers (two only during a handover).
+app_containers() {
+  docker ps -q --filter "label=com.docker.compose.project=$APP" \
+    --filter "label=com.docker.compose.service=bot-api" --filter "label=com.docker.compose.oneoff=False"
 }
 
-# start_surge DIR: run DIR's bot-api as the one-off container <APP>-bot-api-next (the
-# Caddyfile's second upstream) and wait until its /health answers (asked directly on its
-# network address every 0.25 s: Docker's own check runs only every second). Returns 1,
-# with the container removed, when it does not within the health budget (at least 60 s).
-start_surge() {
+container_name() { docker inspect -f '{{.Name}}' "$1" | sed 's,^/,,'; }
+
+# The proxied handover. The proxy reaches the app by its service name, which resolves to
+# every bot-api container; while a new one starts beside the old one the proxy is pinned
+# to one container by name instead (a graceful config load through Caddy's admin API):
+# the old one until the new one answers /health, then the new one; the Caddyfile (the
+# service name) comes back once the old one is gone. The app starts once per switch.
+
+# pin_proxy NAME: point every reverse_proxy upstream of the running proxy at NAME:8080.
+pin_proxy() {
+  local proxy config
+  proxy="$(running_container proxy)"
+  [[ -n "$proxy" ]] || return 1
+  config="$(docker exec "$proxy" caddy adapt --config /etc/caddy/Caddyfile 2>/dev/null)" || return 1
+  PINNED=true
+  jq -c --arg dial "$1:8080" 'walk(if type == "object" and has("upstreams") then .upstreams = [{dial: $dial}] else . end)' <<<"$config" |
+    docker exec -i "$proxy" curl -fsS -o /dev/null -X POST -H 'Content-Type: application/json' --data-binary @- \
+      http://localhost:2019/load
+}
+
+# unpin_proxy: load the Caddyfile again (gracefully). A no-op when the proxy runs it already,
+# so it also undoes the pin of a killed activation.
+unpin_proxy() {
+  local proxy
+  proxy="$(running_container proxy)"
+  [[ -n "$proxy" ]] || return 0
+  docker exec "$proxy" caddy reload --config /etc/caddy/Caddyfile >/dev/null 2>&1 ||
+    log WARN "could not reload the proxy's Caddyfile: it may still be pinned to one app container"
+  PINNED=false
+}
+
+# handover_applies DIR SERVICE...: the release has the ingress proxy, the proxy and one
+# bot-api container run, and DIR's bot-api differs from the running one (so `up -d` would
+# recreate it): the new one can start beside it.
+handover_applies() {
+  local dir="$1" want have
+  shift
+  printf '%s\n' "$@" | grep -qx proxy || return 1
+  [[ -n "$(running_container proxy)" ]] || return 1
+  mapfile -t OLD_APP < <(app_containers)
+  # None: nothing to keep serving. Several: a killed handover; `up -d` converges.
+  ((${#OLD_APP[@]} == 1)) || return 1
+  want="$(compose "$dir" config --hash bot-api 2>/dev/null | awk '{print $2}')"
+  have="$(docker inspect -f '{{index .Config.Labels "com.docker.compose.config-hash"}}' "${OLD_APP[0]}")"
+  [[ -z "$want" || "$want" != "$have" ]]
+}
+
+# start_next DIR: pin the proxy to the running bot-api, start DIR's bot-api as a second
+# container of the service (`up --no-recreate --scale bot-api=2` keeps the old one as it
+# is) and wait until it answers /health on its network address (every 0.25 s: Docker's
+# own check runs only every second). Returns 1, with the new container removed and the
+# proxy unpinned, when it does not within the health budget (at least 60 s).
+start_next() {
   local dir="$1" status="" budget deadline ip
-  SURGE="$APP-bot-api-next"
-  docker rm -f "$SURGE" >/dev/null 2>&1 || true
-  log INFO "starting $RELEASE's app as $SURGE: the proxy serves from it while bot-api is recreated"
-  if ! run_logged compose "$dir" run -d --no-deps --name "$SURGE" bot-api; then
-    remove_surge
+  if ! pin_proxy "$(container_name "${OLD_APP[0]}")"; then
+    log WARN "could not pin the proxy to the running bot-api"
+    unpin_proxy
     return 1
   fi
+  log INFO "starting $RELEASE's bot-api beside the running one; the proxy serves from the running one meanwhile"
+  if ! run_logged compose "$dir" up -d --no-recreate --no-deps --scale bot-api=2 bot-api; then
+    NEXT_APP="$(app_containers | grep -vx "${OLD_APP[0]}" | head -n 1 || true)"
+    remove_next
+    return 1
+  fi
+  NEXT_APP="$(app_containers | grep -vx "${OLD_APP[0]}" | head -n 1 || true)"
   budget="$(awk -v r="$HEALTH_RETRIES" -v i="$HEALTH_INTERVAL" 'BEGIN { b = r * i; print (b < 60 ? 60 : int(b)) }')"
   deadline=$(($(date +%s) + budget))
-  while (($(date +%s) < deadline)); do
-    status="$(docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' "$SURGE" 2>/dev/null || echo gone)"
+  while [[ -n "$NEXT_APP" ]] && (($(date +%s) < deadline)); do
+    status="$(docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' "$NEXT_APP" 2>/dev/null || echo gone)"
     case "$status" in
       running*unhealthy | exited* | dead* | gone) break ;;
     esac
-    ip="$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$SURGE" 2>/dev/null | cut -d' ' -f1)"
+    ip="$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$NEXT_APP" 2>/dev/null | cut -d' ' -f1)"
     if [[ -n "$ip" ]] && curl -fsS --max-time 2 -o /dev/null "http://$ip:8080/health" 2>/dev/null; then
-      log INFO "$SURGE answers /health"
+      log INFO "the new bot-api ($(container_name "$NEXT_APP")) answers /health"
       return 0
     fi
     sleep 0.25
   done
-  log ERROR "$SURGE is ${status:-not healthy} after up to ${budget}s; its last log lines:"
-  docker logs --tail 20 "$SURGE" 2>&1 | while IFS= read -r line; do log ERROR "  $line"; done || true
-  remove_surge
+  log ERROR "the new bot-api is ${status:-not started} after up to ${budget}s; its last log lines:"
+  [[ -z "$NEXT_APP" ]] || docker logs --tail 20 "$NEXT_APP" 2>&1 | while IFS= read -r line; do log ERROR "  $line"; done || true
+  remove_next
   return 1
 }
 
-remove_surge() {
-  [[ -n "$SURGE" ]] || return 0
-  docker rm -f "$SURGE" >/dev/null 2>&1 || true
-  SURGE=""
+# remove_next: a failed handover: drop the new container, the proxy back to the Caddyfile.
+remove_next() {
+  [[ -z "$NEXT_APP" ]] || docker rm -f "$NEXT_APP" >/dev/null 2>&1 || true
+  NEXT_APP=""
+  [[ "$PINNED" != true ]] || unpin_proxy
 }
 
-# retire_surge: the new bot-api passed the gate; drain the surge and remove it.
-retire_surge() {
-  [[ -n "$SURGE" ]] || return 0
-  # Caddy checks each upstream every second: let it see bot-api healthy first, so the
-  # surge gets no new request (a request that still dials it is retried on bot-api);
-  # uvicorn finishes its in-flight ones on SIGTERM.
-  sleep 1
-  docker stop -t 30 "$SURGE" >/dev/null 2>&1 || log WARN "docker stop $SURGE failed"
-  remove_surge
-  log INFO "surge container drained and removed"
+# hand_over: the proxy moves to the new bot-api (open requests finish on the old one),
+# the old one drains (uvicorn finishes in-flight requests on SIGTERM) and goes, then the
+# proxy uses the service name again. `up -d` afterwards keeps the new container as it is.
+hand_over() {
+  local old="${OLD_APP[0]}"
+  pin_proxy "$(container_name "$NEXT_APP")" || log WARN "could not move the proxy to the new bot-api; requests are retried on it once the old one stops"
+  docker stop -t 30 "$old" >/dev/null 2>&1 || log WARN "docker stop of the old bot-api failed"
+  docker rm -f "$old" >/dev/null 2>&1 || log WARN "docker rm of the old bot-api failed"
+  NEXT_APP=""
+  unpin_proxy
+  log INFO "the proxy serves from the new bot-api; the old one drained and removed"
 }
 
 write_incident() {
@@ -503,7 +560,7 @@ rollback() {
   failed_at="$(iso_now)"
   set_phase rollback
   log ERROR "release $RELEASE failed: $trigger"
-  remove_surge
+  remove_next
   if ! installed "$PREVIOUS"; then
     if [[ "$SWITCHING" == true ]]; then
       # First deployment: go back to "no current release".
@@ -537,7 +594,7 @@ rollback() {
 }
 
 main() {
-  local app_dir="" rel_dir hc_json hc_rc=0 up_rc=0 trigger services=()
+  local app_dir="" rel_dir hc_json hc_rc=0 up_rc=0 trigger services=() HANDOVER=false
   while (($#)); do
     case "$1" in
       --release) need_value "$@"; RELEASE="$2"; shift 2 ;;
@@ -645,12 +702,14 @@ main() {
   # migrations to exit 0 (the gate checks that exit); naming it would start it once more.
   mapfile -t services < <(compose "$rel_dir" config --services 2>/dev/null | grep -vx migrate)
 
-  if surge_applies "${services[@]}"; then
-    set_phase surge
-    if ! start_surge "$rel_dir"; then
+  if handover_applies "$rel_dir" "${services[@]}"; then
+    set_phase handover
+    if start_next "$rel_dir"; then
+      HANDOVER=true
+    else
       # Nothing switched yet: the running release never stopped serving.
-      [[ "$SWITCHING" == true ]] && rollback "the new release's app container ($APP-bot-api-next) never became healthy; the running release kept serving"
-      log WARN "continuing without a surge container: bot-api is away while it is recreated"
+      [[ "$SWITCHING" == true ]] && rollback "the new release's bot-api never answered /health; the running release kept serving"
+      log WARN "continuing without a handover: bot-api is away while it is recreated"
     fi
   fi
 
@@ -662,6 +721,7 @@ main() {
   fi
 
   set_phase up
+  [[ "$HANDOVER" != true ]] || hand_over
   log INFO "Starting services of $RELEASE"
   run_logged compose "$rel_dir" up -d --remove-orphans "${services[@]}" || up_rc=$?
 
@@ -678,7 +738,6 @@ main() {
     rollback "$trigger"
   fi
   record_applied "$RELEASE"
-  retire_surge
   finish success 0 "Deployment successful: $RELEASE (previous: ${PREVIOUS:-none})"
 }
 

@@ -3,9 +3,9 @@
  * server certificate made by the tls plugin, Caddy on 80/443. A client that trusts only
  * the exported CA reaches /health over the sandbox's published 443; plain http redirects;
  * the app, database and cache ports stay unreachable from outside the VM. Release switches
- * behind the proxy (issue 7) answer every request: the new release's surge container
- * serves while bot-api is recreated, and a release that never turns healthy is refused
- * before anything switches.
+ * behind the proxy (issue 7) answer every request: the new release's bot-api starts once,
+ * beside the old one, and takes over when it answers; a release that never turns healthy
+ * is refused before anything switches.
  */
 import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
@@ -130,33 +130,50 @@ async function upUnderLoad(release: string): Promise<{ error?: string; failed: P
     return { error, failed: probes.filter((p) => !p.ok), probes: probes.length };
 }
 
-const surgeContainers = () => ssh(vm, "docker ps -a -q --filter name=bot-bot-api-next").out.trim();
 const lastHistory = () => JSON.parse(ssh(vm, "tail -n 1 /opt/bot/state/history.jsonl").out);
+/** Names of the running bot-api service containers, with their images. */
+const appContainers = () =>
+    ssh(vm, "docker ps --filter label=com.docker.compose.service=bot-api --filter label=com.docker.compose.oneoff=False --format '{{.Names}} {{.Image}}'")
+        .out.trim()
+        .split("\n")
+        .filter(Boolean);
+/** The upstreams the running proxy dials: the Caddyfile's service name unless pinned. */
+const proxyDials = () =>
+    ssh(vm, `docker exec $(docker ps -q --filter label=com.docker.compose.service=proxy) curl -fsS http://localhost:2019/config/ | grep -o '"dial":"[^"]*"' | sort -u`).out.trim();
+/** The activation log of the last run only. */
+const lastActivationLog = () => {
+    const log = ssh(vm, "cat /opt/bot/logs/activate.log").out;
+    return log.slice(log.lastIndexOf("Starting activation of"));
+};
 
-test("a switch behind the proxy answers every request: v1 -> v2 served by the new release's surge container while bot-api is recreated", async () => {
+test("a switch behind the proxy answers every request: v1 -> v2 starts the new bot-api once, beside the old one", async () => {
     const run = await upUnderLoad("v2");
     expect(run.error).toBeUndefined();
     expect(run.probes).toBeGreaterThan(50);
     expect(run.failed).toEqual([]);
     expect(ssh(vm, "readlink /opt/bot/current").out.trim()).toBe("releases/v2");
     expect(lastHistory()).toMatchObject({ release: "v2", result: "success" });
-    const log = ssh(vm, "cat /opt/bot/logs/activate.log").out;
-    expect(log).toMatch(/starting v2's app as bot-bot-api-next/);
-    expect(log).toMatch(/bot-bot-api-next answers \/health/);
-    expect(log).toMatch(/surge container drained and removed/);
-    expect(surgeContainers()).toBe("");
+    const log = lastActivationLog();
+    expect(log).toMatch(/starting v2's bot-api beside the running one/);
+    const started = log.match(/the new bot-api \((bot-bot-api-\d+)\) answers \/health/);
+    expect(started).not.toBeNull();
+    expect(log).toMatch(/the proxy serves from the new bot-api; the old one drained and removed/);
+    // The container that proved itself is the one serving: `up -d` kept it (one start).
+    expect(appContainers()).toEqual([`${started![1]} ${refs.v2["bot-api"]}`]);
+    expect(proxyDials()).toBe('"dial":"bot-api:8080"');
 });
 
 test("a release whose app never turns healthy is refused before anything switches; every request is still answered", async () => {
+    const before = appContainers();
     const run = await upUnderLoad("broken");
     expect(run.error).toMatch(/broken/);
     expect(run.failed).toEqual([]);
     expect(ssh(vm, "readlink /opt/bot/current").out.trim()).toBe("releases/v2");
     expect(lastHistory()).toMatchObject({ release: "broken", result: "rolled_back", exit_code: 5, phase: "rollback" });
-    expect(lastHistory().reason).toMatch(/bot-bot-api-next\) never became healthy; the running release kept serving/);
-    expect(surgeContainers()).toBe("");
-    // bot-api was never touched: the v2 container kept running.
-    expect(ssh(vm, "docker inspect -f '{{.Config.Image}}' $(docker ps -q --filter label=com.docker.compose.service=bot-api --filter label=com.docker.compose.oneoff=False)").out.trim()).toBe(refs.v2["bot-api"]);
+    expect(lastHistory().reason).toMatch(/bot-api never answered \/health; the running release kept serving/);
+    // bot-api was never touched: the v2 container kept running, the broken one is gone.
+    expect(appContainers()).toEqual(before);
+    expect(proxyDials()).toBe('"dial":"bot-api:8080"');
 });
 
 test("rollback by config to v1 behind the proxy answers every request too", async () => {
@@ -164,7 +181,9 @@ test("rollback by config to v1 behind the proxy answers every request too", asyn
     expect(run.error).toBeUndefined();
     expect(run.failed).toEqual([]);
     expect(ssh(vm, "readlink /opt/bot/current").out.trim()).toBe("releases/v1");
-    expect(surgeContainers()).toBe("");
+    const started = lastActivationLog().match(/the new bot-api \((bot-bot-api-\d+)\) answers \/health/);
+    expect(appContainers()).toEqual([`${started![1]} ${refs.v1["bot-api"]}`]);
+    expect(proxyDials()).toBe('"dial":"bot-api:8080"');
 });
 
 test("a second up changes nothing and the key is never in the engine's output or the state in clear", async () => {

@@ -119,11 +119,11 @@ test("the files go up after the host bootstrap and before the release starts", (
     expect(byName("release").dependencies).toEqual(expect.arrayContaining([urnOf("tls-files")]));
 });
 
-test("the release's compose file runs the proxy on 80/443 and bot-api only on loopback", () => {
+test("the release's compose file runs the proxy on 80/443 and the app's loopback port; bot-api publishes none", () => {
     const compose = parse(byName("release-activate").object.triggers[1]);
-    expect(compose.services.proxy.ports).toEqual(["0.0.0.0:80:80", "0.0.0.0:443:443"]);
+    expect(compose.services.proxy.ports).toEqual(["0.0.0.0:80:80", "0.0.0.0:443:443", "127.0.0.1:8080:8080"]);
     expect(compose.services.proxy.image).toBe("onevm/caddy:2");
-    expect(compose.services["bot-api"].ports).toEqual(["127.0.0.1:8080:8080"]);
+    expect(compose.services["bot-api"].ports).toBeUndefined();
 });
 
 test("outputs: the CA certificate (not secret: clients need it) and the https URL", () => {

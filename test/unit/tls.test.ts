@@ -11,17 +11,26 @@ import { certificateNames } from "../../components/tlsIngress";
 const images = { "bot-api": "onevm/bot-api:v1", migrate: "onevm/migrate:v1", postgres: "onevm/postgres:17", redis: "onevm/redis:8" };
 
 describe("Caddyfile", () => {
-    test("certificate mode: onevm's cert and key, no ACME, port 80 only redirects", () => {
-        expect(renderCaddyfile({ mode: "certificate", app: "bot", defaultSni: "203.0.113.10" })).toBe(
+    const proxyBlock = [
+        "\treverse_proxy bot-api:8080 {",
+        "\t\thealth_uri /health",
+        "\t\thealth_interval 1s",
+        "\t\thealth_timeout 2s",
+        "\t\thealth_status 200",
+        "\t\tfail_duration 1s",
+        "\t\tlb_try_duration 30s",
+        "\t\tlb_try_interval 250ms",
+        "\t}",
+    ];
+
+    test("certificate mode: onevm's cert and key, no ACME, port 80 only redirects, plain HTTP on 8080", () => {
+        expect(renderCaddyfile({ mode: "certificate", defaultSni: "203.0.113.10" })).toBe(
             [
                 "# Rendered by onevm. Do not edit on the VM: `pulumi up` replaces it.",
                 "{",
                 "\tadmin localhost:2019",
                 "\tauto_https off",
                 "\tdefault_sni 203.0.113.10",
-                "\tlog default {",
-                "\t\texclude http.handlers.reverse_proxy.health_checker.active",
-                "\t}",
                 "}",
                 "",
                 ":80 {",
@@ -30,16 +39,11 @@ describe("Caddyfile", () => {
                 "",
                 ":443 {",
                 "\ttls /etc/caddy/cert.pem /etc/caddy/key.pem",
-                "\treverse_proxy bot-api:8080 bot-bot-api-next:8080 {",
-                "\t\thealth_uri /health",
-                "\t\thealth_interval 1s",
-                "\t\thealth_timeout 2s",
-                "\t\thealth_status 200",
-                "\t\tfail_duration 1s",
-                "\t\tlb_policy first",
-                "\t\tlb_try_duration 30s",
-                "\t\tlb_try_interval 250ms",
-                "\t}",
+                ...proxyBlock,
+                "}",
+                "",
+                "http://:8080 {",
+                ...proxyBlock,
                 "}",
                 "",
             ].join("\n"),
@@ -47,21 +51,22 @@ describe("Caddyfile", () => {
     });
 
     test("acme mode: the domain as site address (Caddy certifies it and answers ACME on 80), e-mail global", () => {
-        const text = renderCaddyfile({ mode: "acme", app: "bot", domain: "bot.example.com", email: "ops@example.com" });
-        expect(text).toContain("{\n\tadmin localhost:2019\n\temail ops@example.com\n\tlog default {\n");
-        expect(text).toContain("\nbot.example.com {\n\treverse_proxy bot-api:8080 bot-bot-api-next:8080 {\n\t\thealth_uri /health\n");
+        const text = renderCaddyfile({ mode: "acme", domain: "bot.example.com", email: "ops@example.com" });
+        expect(text).toContain("{\n\tadmin localhost:2019\n\temail ops@example.com\n}\n");
+        expect(text).toContain(["\nbot.example.com {", ...proxyBlock, "}", "", "http://:8080 {", ...proxyBlock, "}", ""].join("\n"));
         expect(text).not.toMatch(/auto_https|tls \/etc|:80 \{/);
-        expect(renderCaddyfile({ mode: "acme", app: "bot", domain: "bot.example.com" })).not.toContain("email");
-        expect(() => renderCaddyfile({ mode: "acme", app: "bot" })).toThrow(/needs a domain/);
+        expect(renderCaddyfile({ mode: "acme", domain: "bot.example.com" })).not.toContain("email");
+        expect(() => renderCaddyfile({ mode: "acme" })).toThrow(/needs a domain/);
     });
 
-    test("upstreams: the app service first, then the surge container activate.sh names after the app; first healthy wins", () => {
-        const text = renderCaddyfile({ mode: "certificate", app: "shop_2" });
-        expect(text).toContain("\treverse_proxy bot-api:8080 shop_2-bot-api-next:8080 {\n");
-        expect(text).toContain("\t\tlb_policy first\n");
+    test("one upstream, the service name: activate.sh pins the proxy through the admin API, found by the `upstreams` key", () => {
+        const text = renderCaddyfile({ mode: "certificate" });
+        expect(text.match(/reverse_proxy bot-api:8080 \{/g)).toHaveLength(2);
         expect(text).not.toContain("default_sni");
-        // activate.sh spells the same name: "$APP-bot-api-next".
-        expect(readFileSync(join(__dirname, "../../scripts/remote/activate.sh"), "utf8")).toContain('"$APP-bot-api-next"');
+        const activate = readFileSync(join(__dirname, "../../scripts/remote/activate.sh"), "utf8");
+        expect(activate).toContain('has("upstreams")');
+        expect(activate).toContain("http://localhost:2019/load");
+        expect(text).toContain("admin localhost:2019");
     });
 });
 
@@ -75,9 +80,9 @@ describe("compose proxy service", () => {
         expect(Object.keys(parse(off).volumes)).toEqual(["pgdata"]);
     });
 
-    test("80 and 443 are the only ports published beyond loopback; bot-api stays on 127.0.0.1:8080", () => {
+    test("80 and 443 are the only ports published beyond loopback; the proxy takes 127.0.0.1:8080, bot-api publishes none", () => {
         const published = Object.entries(doc.services).flatMap(([name, s]: [string, any]) => (s.ports ?? []).map((p: string) => `${name} ${p}`));
-        expect(published.sort()).toEqual(["bot-api 127.0.0.1:8080:8080", "proxy 0.0.0.0:443:443", "proxy 0.0.0.0:80:80"]);
+        expect(published.sort()).toEqual(["proxy 0.0.0.0:443:443", "proxy 0.0.0.0:80:80", "proxy 127.0.0.1:8080:8080"]);
     });
 
     test("config mounted read-only from shared/tls; ACME state in a named volume; no dependency on the app", () => {
@@ -93,9 +98,11 @@ describe("compose proxy service", () => {
         expect(Object.keys(doc.volumes)).toEqual(["pgdata", "caddy_data"]);
     });
 
-    test("the other services are exactly those of the TLS-off file", () => {
+    test("the other services are exactly those of the TLS-off file, but bot-api publishes no port", () => {
         const { proxy: _proxy, ...rest } = doc.services;
-        expect(rest).toEqual(parse(off).services);
+        const { ports, ...offApi } = parse(off).services["bot-api"];
+        expect(ports).toEqual(["127.0.0.1:8080:8080"]);
+        expect(rest).toEqual({ ...parse(off).services, "bot-api": offApi });
     });
 });
 
