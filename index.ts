@@ -50,10 +50,10 @@ const bundle = releaseBundle({
     appEnvKeys,
     // On a droplet PostgreSQL's data lives on the DigitalOcean volume, which outlives it.
     dataDir: droplet ? pgDataDir(cfg.app) : undefined,
-    proxy: cfg.tls ? { image: cfg.tls.proxyImage, configDir: vmPaths(cfg.app).tls } : undefined,
+    proxy: cfg.proxy ? { image: cfg.proxy.image, configDir: vmPaths(cfg.app).tls, tls: cfg.tls !== undefined } : undefined,
 });
 // The proxy's image travels with the app's (loaded or pulled by the activation).
-const allImages: Record<string, string> = cfg.tls ? { ...cfg.images, proxy: cfg.tls.proxyImage } : cfg.images;
+const allImages: Record<string, string> = cfg.proxy ? { ...cfg.images, proxy: cfg.proxy.image } : cfg.images;
 
 // Nothing is registered when the firewall or the compose file would expose an internal port.
 const rules = droplet ? firewallRules(droplet) : undefined;
@@ -167,15 +167,16 @@ function deployOnVm(): pulumi.Output<string> {
         cloudInitTimeoutSeconds: droplet ? 900 : undefined,
     }, { dependsOn: ready });
 
-    // The proxy's files must be on the VM before a release with the proxy starts.
-    const tls = cfg.tls
+    // The proxy's files must be on the VM before a release with the proxy starts. One
+    // resource name for every mode: turning TLS on or off updates the files in place.
+    const ingress = cfg.proxy
         ? new TlsIngress(
               "tls",
-              { connection: vm.connection, app: cfg.app, mode: cfg.tls.mode, address, domain: cfg.tls.domain, email: cfg.tls.email },
+              { connection: vm.connection, app: cfg.app, mode: cfg.proxy.mode, address, domain: cfg.tls?.domain, email: cfg.tls?.email },
               { dependsOn: [setup.ready] },
           )
         : undefined;
-    tlsCaCertificate = tls?.caCertPem;
+    tlsCaCertificate = cfg.tls ? ingress?.caCertPem : undefined;
 
     const secrets = new SecretsFile(
         "secrets",
@@ -208,7 +209,7 @@ function deployOnVm(): pulumi.Output<string> {
             imageArchives: cfg.imageTransport === "archive" ? imageArchivePaths(allImages, cfg.imageArchiveDir) : [],
             envHash: envText.apply(sha256),
         },
-        { dependsOn: [setup.ready, secrets.written, ...(tls ? [tls.installed] : [])] },
+        { dependsOn: [setup.ready, secrets.written, ...(ingress ? [ingress.installed] : [])] },
     );
 
     new SystemdUnit(

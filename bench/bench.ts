@@ -7,12 +7,14 @@
  *      the downtime a 20 Hz /health prober sees from this host;
  *   4. a no-op `pulumi up` against `pulumi preview`, and SSH sessions per activation;
  *   5. the seed runbook's figures beside them.
- * Scenario "default" probes bot-api's port (127.0.0.1:8080 on the VM, reached through an
- * SSH port forward opened before the switch, because the default path publishes nothing
- * beyond the VM's loopback); scenario "tls" probes the Caddy proxy on the sandbox's
- * published https port. Writes bench/results/latest.json (and each VM's activate/health-check logs to
- * bench/results/<scenario>-vm.log) and prints the table.
- * Usage: npm run bench [-- --only default|tls] [--noop-runs N]
+ * Scenario "default" probes the app's loopback port (127.0.0.1:8080 on the VM, served by
+ * the loopback proxy, reached through an SSH port forward opened before the switch,
+ * because the default path publishes nothing beyond the VM's loopback); "noproxy" the
+ * same with `onevm:loopbackProxy: false` (bot-api publishes the port itself, plain
+ * recreate); "tls" probes the Caddy proxy on the sandbox's published https port. Writes
+ * bench/results/latest.json (and each VM's activate/health-check logs to
+ * bench/results/<scenario>-vm.log, with the proxy's warnings, errors and failed health checks) and prints the table.
+ * Usage: npm run bench [-- --only default|noproxy|tls] [--noop-runs N]
  */
 import { ChildProcess, execFileSync, spawn } from "child_process";
 import * as fs from "fs";
@@ -36,7 +38,8 @@ const SEED = {
     zeroDowntime: "blue-green: 15-20 min per deploy (not set up); Kamal: 0 s via its proxy",
 };
 
-type Scenario = "default" | "tls";
+const SCENARIOS = ["default", "noproxy", "tls"] as const;
+type Scenario = (typeof SCENARIOS)[number];
 
 interface SwitchResult {
     from: string;
@@ -208,14 +211,16 @@ async function runScenario(scenario: Scenario, refs: Record<string, Record<strin
     let t: TestStack | undefined;
     let tunnel: ChildProcess | undefined;
     try {
-        const tls: Record<string, { value: string }> = scenario === "tls"
-            ? { "onevm:tlsIngress": { value: "true" }, "onevm:tlsMode": { value: "certificate" }, "onevm:tlsDomain": { value: DOMAIN } }
-            : {};
+        const scenarioConfig: Record<string, Record<string, { value: string }>> = {
+            default: {},
+            noproxy: { "onevm:loopbackProxy": { value: "false" } },
+            tls: { "onevm:tlsIngress": { value: "true" }, "onevm:tlsMode": { value: "certificate" }, "onevm:tlsDomain": { value: DOMAIN } },
+        };
         t = await newStack(name, stackConfig(vm, {
             "onevm:releaseId": { value: "v1" },
             "onevm:images": { value: JSON.stringify(refs.v1) },
             "onevm:telegramBotToken": { value: "bench-token", secret: true },
-            ...tls,
+            ...scenarioConfig[scenario],
         }));
         const stack = t;
 
@@ -275,7 +280,7 @@ async function runScenario(scenario: Scenario, refs: Record<string, Record<strin
             log(`${scenario}: no-op ${JSON.stringify(noop)}`);
         }
         // The VM's own account of the run, kept beside the figures.
-        fs.writeFileSync(path.join(ROOT, "bench/results", `${scenario}-vm.log`), ssh(vm, "cat /opt/bot/logs/activate.log /opt/bot/logs/health-check.log").out);
+        fs.writeFileSync(path.join(ROOT, "bench/results", `${scenario}-vm.log`), ssh(vm, "cat /opt/bot/logs/activate.log /opt/bot/logs/health-check.log; echo '== proxy: warnings, errors, failed health checks'; docker logs $(docker ps -aq --filter label=com.docker.compose.service=proxy) 2>&1 | grep -E '\"level\":\"(warn|error)\"|health_checker' || true").out);
         return { scenario, sandboxBootMs, fresh: freshResult, switch: sw, rollback: rb, noop };
     } finally {
         tunnel?.kill();
@@ -288,17 +293,15 @@ function rows(results: ScenarioResult[], imageBuildMs: number): Row[] {
     const out: Row[] = [infoRow("host: build + save image archives (docker cache as found)", seconds(imageBuildMs))];
     for (const r of results) {
         const p = `[${r.scenario}]`;
-        if (r.scenario === "default") {
-            const f = r.fresh;
-            out.push(
-                infoRow(`${p} sandbox boot (stand-in for VM creation)`, seconds(r.sandboxBootMs)),
-                infoRow(`${p} fresh sandbox -> healthy: pulumi up wall`, seconds(f.upWallMs) + (f.healthy ? "" : " (NOT healthy)"), SEED.deploy),
-                infoRow(`${p}   of which package installs (apt, on VM)`, f.packageInstallMs === null ? "n/a" : seconds(f.packageInstallMs)),
-                infoRow(`${p}   of which image upload (engine, parallel spans)`, seconds(f.imageUploadMs)),
-                infoRow(`${p}   of which docker load (on VM)`, f.imageLoadMs === null ? "n/a" : seconds(f.imageLoadMs)),
-                infoRow(`${p}   onevm's own (engine, ssh, scripts, app start)`, seconds(f.onevmOwnMs)),
-            );
-        }
+        const f = r.fresh;
+        out.push(
+            infoRow(`${p} sandbox boot (stand-in for VM creation)`, seconds(r.sandboxBootMs)),
+            infoRow(`${p} fresh sandbox -> healthy: pulumi up wall`, seconds(f.upWallMs) + (f.healthy ? "" : " (NOT healthy)"), SEED.deploy),
+            infoRow(`${p}   of which package installs (apt, on VM)`, f.packageInstallMs === null ? "n/a" : seconds(f.packageInstallMs)),
+            infoRow(`${p}   of which image upload (engine, parallel spans)`, seconds(f.imageUploadMs)),
+            infoRow(`${p}   of which docker load (on VM)`, f.imageLoadMs === null ? "n/a" : seconds(f.imageLoadMs)),
+            infoRow(`${p}   onevm's own (engine, ssh, scripts, app start)`, seconds(f.onevmOwnMs)),
+        );
         const zero = r.scenario === "tls";
         for (const [what, s] of [["switch", r.switch], ["rollback", r.rollback]] as const) {
             const label = `${p} ${what} ${s.from} -> ${s.to}`;
@@ -330,10 +333,10 @@ function rows(results: ScenarioResult[], imageBuildMs: number): Row[] {
 async function main() {
     const only = arg("only");
     const noopRuns = Number(arg("noop-runs") ?? 3);
-    const scenarios: Scenario[] = only === "default" || only === "tls" ? [only] : ["default", "tls"];
+    const scenarios: Scenario[] = SCENARIOS.includes(only as Scenario) ? [only as Scenario] : [...SCENARIOS];
     const host = machine();
     log(`machine: ${JSON.stringify(host)}`);
-    const [refs, imageBuildMs] = await timed(async () => buildImages(["v1", "v2"], { proxy: scenarios.includes("tls") }));
+    const [refs, imageBuildMs] = await timed(async () => buildImages(["v1", "v2"]));
     const results: ScenarioResult[] = [];
     const failures: string[] = [];
     for (const s of scenarios) {

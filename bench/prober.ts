@@ -70,8 +70,11 @@ export function probeOnce(target: ProbeTarget, timeoutMs: number): Promise<void>
             ...(target.protocol === "https" ? { servername: target.servername, ca: target.ca } : {}),
         };
         const req = (target.protocol === "https" ? https : http).get(options, (res) => {
-            res.resume();
-            res.on("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}`))));
+            // The body of a failed answer tells who failed it: the app's JSON, or the proxy's empty one.
+            let body = "";
+            res.setEncoding("utf8");
+            res.on("data", (chunk: string) => (body = (body + chunk).slice(0, 200)));
+            res.on("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}: ${body || "(empty body)"}`))));
             res.on("error", reject);
         });
         const timer = setTimeout(() => req.destroy(new Error(`timeout ${timeoutMs} ms`)), timeoutMs);

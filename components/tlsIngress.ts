@@ -3,15 +3,18 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as tls from "@pulumi/tls";
 import { tarball } from "../lib/bundle";
-import { PROXY_CERT_FILE, PROXY_KEY_FILE, renderCaddyfile, TlsMode } from "../lib/render/caddyfile";
+import { PROXY_CERT_FILE, PROXY_KEY_FILE, ProxyMode, renderCaddyfile } from "../lib/render/caddyfile";
 import { installTlsCommand, removeTlsCommand } from "../lib/remote";
 import { commandConnection, remoteDefaults, secretOutputs, VmConnection } from "./connection";
 
 export interface TlsIngressArgs {
     readonly connection: VmConnection;
     readonly app: string;
-    /** `acme`: Caddy certifies `domain` itself. `certificate`: onevm's CA signs a server certificate. */
-    readonly mode: TlsMode;
+    /**
+     * `acme`: Caddy certifies `domain` itself. `certificate`: onevm's CA signs a server
+     * certificate. `loopback`: no TLS, the proxy serves only the app's loopback port.
+     */
+    readonly mode: ProxyMode;
     /** The VM's address (IP or DNS name); always in a `certificate` mode certificate. */
     readonly address: pulumi.Input<string>;
     /** acme: the domain (required). certificate: an extra DNS name in the certificate. */
@@ -35,7 +38,7 @@ export function certificateNames(address: string, domain?: string): { commonName
 }
 
 /**
- * The TLS ingress proxy's files on the VM, /opt/<app>/shared/tls/: the Caddyfile and, in
+ * The ingress proxy's files on the VM, /opt/<app>/shared/tls/: the Caddyfile and, in
  * certificate mode, a server certificate and key from onevm's own CA (ECDSA P-256, made
  * with @pulumi/tls; the CA certificate is an output for clients to trust). Everything
  * travels as one archive on the remote command's stdin, secret because it holds the key;
@@ -43,9 +46,9 @@ export function certificateNames(address: string, domain?: string): { commonName
  * shows its text. The proxy service itself is part of the release's compose file.
  */
 export class TlsIngress extends pulumi.ComponentResource {
-    /** The CA certificate (PEM) clients trust in certificate mode; "" in acme mode. */
+    /** The CA certificate (PEM) clients trust in certificate mode; "" in the others. */
     public readonly caCertPem: pulumi.Output<string>;
-    /** The server certificate (PEM); "" in acme mode (Caddy holds it). */
+    /** The server certificate (PEM); "" in the other modes (in acme mode Caddy holds it). */
     public readonly certPem: pulumi.Output<string>;
     /** Depend on this before starting a release with the proxy. */
     public readonly installed: command.remote.Command;
@@ -55,7 +58,11 @@ export class TlsIngress extends pulumi.ComponentResource {
         const files: Array<{ path: string; content: pulumi.Input<string> }> = [];
         let caddyfile: pulumi.Input<string>;
 
-        if (args.mode === "acme") {
+        if (args.mode === "loopback") {
+            caddyfile = renderCaddyfile({ mode: "loopback" });
+            this.caCertPem = pulumi.output("");
+            this.certPem = pulumi.output("");
+        } else if (args.mode === "acme") {
             if (!args.domain) throw new Error("TlsIngress: acme mode needs a domain");
             caddyfile = renderCaddyfile({ mode: "acme", domain: args.domain, email: args.email });
             this.caCertPem = pulumi.output("");

@@ -43,7 +43,7 @@ export interface ReleaseBundleOptions {
     appEnvKeys: string[];
     /** Host directory for PostgreSQL data (see renderCompose). */
     dataDir?: string;
-    /** The TLS ingress proxy service, when on. */
+    /** The ingress proxy service, when on. */
     proxy?: ProxyOptions;
 }
 

@@ -4,7 +4,7 @@
  * throws one ConfigError listing every problem — before any resource is registered, so
  * `pulumi preview` shows it and nothing on a VM changes.
  */
-import { TLS_MODES, TlsMode } from "./render/caddyfile";
+import { ProxyMode, TLS_MODES, TlsMode } from "./render/caddyfile";
 import * as v from "./validate";
 
 export const NAMESPACE = "onevm";
@@ -50,8 +50,13 @@ export interface TlsConfig {
     domain?: string;
     /** acme: the ACME account e-mail. */
     email?: string;
+}
+
+/** The ingress proxy in front of the app: with TLS ingress, or on the loopback port only (onevm:loopbackProxy). */
+export interface ProxyConfig {
+    mode: ProxyMode;
     /** The proxy image. */
-    proxyImage: string;
+    image: string;
 }
 
 /** onevm:offsiteSsh: another SSH host that keeps copies of the backups (sftp). */
@@ -81,6 +86,8 @@ export interface OnevmConfig {
     host?: ExistingHostConfig;
     digitalocean?: DigitalOceanConfig;
     tls?: TlsConfig;
+    /** Absent only when both onevm:tlsIngress and onevm:loopbackProxy are off. */
+    proxy?: ProxyConfig;
     releaseId: string;
     images: Images;
     imageTransport: (typeof IMAGE_TRANSPORTS)[number];
@@ -144,7 +151,8 @@ export const CONFIG_KEYS: Record<string, string> = {
     tlsMode: "tlsIngress: `acme` (Caddy obtains and renews a certificate for tlsDomain; needs public DNS and ports 80/443) or `certificate` (a CA and server certificate made with @pulumi/tls; output `tlsCaCertificate` is the CA clients trust). Default `certificate`.",
     tlsDomain: "tlsIngress: the domain clients use. Required for acme; for certificate an extra DNS name in the certificate (the host address is always in it).",
     tlsEmail: "tlsIngress, acme: the ACME account e-mail (expiry notices). Optional.",
-    tlsProxyImage: "tlsIngress: the proxy image (Caddy 2.6+ reading /etc/caddy/Caddyfile as uid 480). Default `onevm/caddy:2` (app/images/caddy).",
+    loopbackProxy: "Without tlsIngress too, run the proxy (Caddy) on the app's loopback port 127.0.0.1:8080, so a release switch drops no request (the new app starts beside the old one and takes over when it answers). `false`: bot-api publishes the port itself and is away for its start-up at each switch, and the 190 MB proxy image is not shipped. Default true.",
+    proxyImage: "The proxy image, with tlsIngress or loopbackProxy (Caddy 2.6+ reading /etc/caddy/Caddyfile as uid 480). Default `onevm/caddy:2` (app/images/caddy).",
     releaseId: "The release to run (required). Changing it deploys; setting an earlier one rolls back.",
     images: "Object of image references for bot-api, migrate, postgres, redis (tags or digests required).",
     imageTransport: "`registry` (the VM pulls) or `archive` (onevm uploads `docker save` archives). Default `registry`.",
@@ -321,16 +329,14 @@ export function parseConfig(read: ConfigReader, defaults: { operator?: string } 
     if (tlsIngress) {
         const mode = r.str("tlsMode", { def: "certificate", rule: v.oneOf(TLS_MODES) }) as TlsMode;
         const domain = r.str("tlsDomain", { rule: v.dnsName, required: mode === "acme" });
-        tls = {
-            mode,
-            domain,
-            email: r.str("tlsEmail", { rule: v.email }),
-            proxyImage: r.str("tlsProxyImage", { def: "onevm/caddy:2", rule: v.imageRef })!,
-        };
+        tls = { mode, domain, email: r.str("tlsEmail", { rule: v.email }) };
         if (digitalocean) {
             digitalocean.tlsIngress = true;
         }
     }
+    const loopbackProxy = r.bool("loopbackProxy", true);
+    const proxyImage = r.str("proxyImage", { def: "onevm/caddy:2", rule: v.imageRef })!;
+    const proxy: ProxyConfig | undefined = tls ? { mode: tls.mode, image: proxyImage } : loopbackProxy ? { mode: "loopback", image: proxyImage } : undefined;
 
     const releaseId = r.str("releaseId", { rule: v.releaseId, required: true }) ?? "";
     const images = parseImages(r);
@@ -363,6 +369,7 @@ export function parseConfig(read: ConfigReader, defaults: { operator?: string } 
         host,
         digitalocean,
         tls,
+        proxy,
         releaseId,
         images,
         imageTransport,

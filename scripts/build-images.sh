@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
 # Builds the sample app's images from app/ on top of onevm/debian:trixie (no registry):
 #   onevm/postgres:17  onevm/redis:8  onevm/bot-api:<release>  onevm/migrate:<release>
-#   and with --proxy the TLS ingress proxy onevm/caddy:2 (Caddy 2.6 from Debian)
+#   and the ingress proxy onevm/caddy:2 (Caddy 2.6 from Debian; the default of
+#   onevm:proxyImage; not part of the JSON lines below, its ref is fixed)
 # Docker's layer cache makes a rebuild of unchanged sources take seconds.
 #
-# Usage: scripts/build-images.sh [--help] [--release ID]... [--all] [--proxy] [--save DIR] [--verbose]
+# Usage: scripts/build-images.sh [--help] [--release ID]... [--all] [--save DIR] [--verbose]
 #   --release ID  build bot-api and migrate for release ID (repeatable; default: v1).
 #                 Profiles: v1, v2 (+migration 0002, bookings.note), broken (/health
 #                 answers 500), badmigrate (migration exits 1); any other ID builds
 #                 like v2 and reports its own ID (see app/README.md).
 #   --all         the four profiles: v1 v2 broken badmigrate (plus any --release).
-#   --proxy       also build onevm/caddy:2 (app/images/caddy), the default of
-#                 onevm:tlsProxyImage; not part of the JSON lines below (its ref is fixed).
 #   --save DIR    also write one `docker save` archive per image: DIR/<name>_<tag>.tar
 #                 (name without the onevm/ prefix); an archive already holding the same
 #                 image ID is left alone, so running twice rewrites nothing.
@@ -30,7 +29,6 @@ log() { printf '[%s] %s: %s\n' "$(date -u '+%Y-%m-%d %H:%M:%S')" "$1" "$2" >&2; 
 releases=()
 save_dir=""
 verbose=0
-proxy=0
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
@@ -39,7 +37,6 @@ while [ $# -gt 0 ]; do
       releases+=("$2"); shift 2 ;;
     --release=*) releases+=("${1#--release=}"); shift ;;
     --all) releases+=(v1 v2 broken badmigrate); shift ;;
-    --proxy) proxy=1; shift ;;
     --save)
       [ $# -ge 2 ] || { log ERROR "--save needs a directory"; exit 2; }
       save_dir=$2; shift 2 ;;
@@ -131,7 +128,7 @@ save() {
 total_start=$SECONDS
 build "$pg_ref" "$app/images/postgres" || exit 1
 build "$redis_ref" "$app/images/redis" || exit 1
-if [ "$proxy" = 1 ]; then build "$proxy_ref" "$app/images/caddy" || exit 1; fi
+build "$proxy_ref" "$app/images/caddy" || exit 1
 for r in "${ordered[@]}"; do
   build "onevm/bot-api:$r" "$app/bot-api" --build-arg "RELEASE=$r" --target bot-api || exit 1
   build "onevm/migrate:$r" "$app/bot-api" --build-arg "RELEASE=$r" --target migrate || exit 1
@@ -141,7 +138,7 @@ if [ -n "$save_dir" ]; then
   mkdir -p "$save_dir"
   save "$pg_ref" || exit 1
   save "$redis_ref" || exit 1
-  if [ "$proxy" = 1 ]; then save "$proxy_ref" || exit 1; fi
+  save "$proxy_ref" || exit 1
   for r in "${ordered[@]}"; do
     save "onevm/bot-api:$r" || exit 1
     save "onevm/migrate:$r" || exit 1

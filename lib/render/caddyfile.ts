@@ -1,14 +1,16 @@
 /**
- * Renders the Caddyfile of the TLS ingress proxy (onevm/caddy:2, Caddy 2.6).
+ * Renders the Caddyfile of the ingress proxy (onevm/caddy:2, Caddy 2.6).
  *
- * Two modes:
+ * Three modes:
+ * - `loopback`: no TLS; only the plain-HTTP site on 8080 (below), which the VM's loopback
+ *   port reaches: the proxy is there for zero-downtime switches.
  * - `acme`: a public domain; Caddy obtains and renews the certificate itself (HTTP-01 on
  *   port 80, TLS-ALPN-01 on 443) and port 80 answers only ACME challenges and redirects.
  * - `certificate`: onevm uploads a certificate and key (made with @pulumi/tls: staging or
  *   IP-only use); Caddy manages no certificate and port 80 only redirects to https.
  *
- * Either way every request goes to the app through `reverse_proxy` with active health
- * checks on /health, and requests that find no healthy upstream wait and retry for
+ * Either way every request goes to the app through `reverse_proxy`, and requests that
+ * find no available upstream (a refused dial marks it down for a second) wait and retry for
  * `lb_try_duration` instead of failing: a restarting app container is waited for. Besides
  * 80/443 the proxy serves plain HTTP on 8080, published on the VM's loopback only (the
  * health gate's way in: bot-api itself publishes no port, so a second container of it
@@ -18,6 +20,8 @@
 
 export const TLS_MODES = ["acme", "certificate"] as const;
 export type TlsMode = (typeof TLS_MODES)[number];
+/** The proxy's modes: a TLS one, or `loopback` (no TLS: only the app's loopback port, for zero-downtime switches). */
+export type ProxyMode = TlsMode | "loopback";
 
 /** Where the proxy container sees /opt/<app>/shared/tls (mounted read-only). */
 export const PROXY_CONFIG_DIR = "/etc/caddy";
@@ -25,7 +29,7 @@ export const PROXY_CERT_FILE = "cert.pem";
 export const PROXY_KEY_FILE = "key.pem";
 
 export interface CaddyfileOptions {
-    mode: TlsMode;
+    mode: ProxyMode;
     /** acme: the domain to serve and certify (required). certificate: the name clients use, if any. */
     domain?: string;
     /** acme: the ACME account e-mail (expiry notices). */
@@ -35,8 +39,6 @@ export interface CaddyfileOptions {
      * VM's address or the domain.
      */
     defaultSni?: string;
-    /** Health check path of the app. Default /health. */
-    healthPath?: string;
 }
 
 /** The app as the proxy reaches it: its compose service name (activate.sh pins one container during a switch). */
@@ -45,14 +47,15 @@ export const APP_UPSTREAM = "bot-api:8080";
 /** The proxy's plain-HTTP site, published on the VM's loopback only: the health gate's and operators' way in. */
 export const LOOPBACK_SITE = "http://:8080";
 
-function proxyBlock(o: CaddyfileOptions): string[] {
+/**
+ * No active health checks: activate.sh proves a new container itself before the proxy
+ * may use it, and a check that merely times out (a busy app) would mark the only upstream
+ * down; requests then wait to be retried, and Caddy answers a waiting request 503 when
+ * its configuration changes (a pin), measured.
+ */
+function proxyBlock(): string[] {
     return [
         `\treverse_proxy ${APP_UPSTREAM} {`,
-        // Active checks: an upstream joins or leaves the pool by its /health answer.
-        `\t\thealth_uri ${o.healthPath ?? "/health"}`,
-        "\t\thealth_interval 1s",
-        "\t\thealth_timeout 2s",
-        "\t\thealth_status 200",
         // Passive: a refused dial marks the upstream down for 1 s (short: with one
         // upstream a longer memory only delays its comeback; measured 5 s -> 1 s saved ~1.5 s).
         "\t\tfail_duration 1s",
@@ -63,8 +66,8 @@ function proxyBlock(o: CaddyfileOptions): string[] {
     ];
 }
 
-function loopbackSite(o: CaddyfileOptions): string[] {
-    return [`${LOOPBACK_SITE} {`, ...proxyBlock(o), "}", ""];
+function loopbackSite(): string[] {
+    return [`${LOOPBACK_SITE} {`, ...proxyBlock(), "}", ""];
 }
 
 function globalBlock(lines: string[]): string[] {
@@ -82,7 +85,10 @@ export function renderCaddyfile(o: CaddyfileOptions): string {
             ...(o.email ? [`email ${o.email}`] : []),
         ]);
         // A site with a domain: Caddy serves :80 for ACME and redirects the rest to https.
-        return [...head, ...global, `${o.domain} {`, ...proxyBlock(o), "}", "", ...loopbackSite(o)].join("\n");
+        return [...head, ...global, `${o.domain} {`, ...proxyBlock(), "}", "", ...loopbackSite()].join("\n");
+    }
+    if (o.mode === "loopback") {
+        return [...head, ...globalBlock(["admin localhost:2019", "auto_https off"]), ...loopbackSite()].join("\n");
     }
     const global = globalBlock([
         "admin localhost:2019",
@@ -99,9 +105,9 @@ export function renderCaddyfile(o: CaddyfileOptions): string {
         "",
         ":443 {",
         `\ttls ${PROXY_CONFIG_DIR}/${PROXY_CERT_FILE} ${PROXY_CONFIG_DIR}/${PROXY_KEY_FILE}`,
-        ...proxyBlock(o),
+        ...proxyBlock(),
         "}",
         "",
-        ...loopbackSite(o),
+        ...loopbackSite(),
     ].join("\n");
 }

@@ -19,7 +19,7 @@ export interface ComposeOptions {
      * into the `pgdata` volume so the data outlives the droplet. Unset: a Docker-managed volume.
      */
     dataDir?: string;
-    /** The TLS ingress proxy; absent when TLS ingress is off (the file is then unchanged). */
+    /** The ingress proxy (TLS, or on the loopback port only); absent when off: bot-api publishes the port. */
     proxy?: ProxyOptions;
 }
 
@@ -28,14 +28,16 @@ export interface ProxyOptions {
     image: string;
     /** VM directory holding Caddyfile, cert.pem and key.pem (/opt/<app>/shared/tls). */
     configDir: string;
+    /** TLS ingress: publish 80 and 443 on every interface. Else only the app's loopback port. */
+    tls: boolean;
 }
 
 /**
- * The only service published on every interface: 80 and 443; and the app's loopback
- * port, so the address the health gate and operators use is the same. Its config directory is
+ * With TLS ingress the only service published on every interface: 80 and 443. Always the
+ * app's loopback port, so the address the health gate and operators use is the same. Its config directory is
  * mounted read-only (the key inside is mode 600, owned by the image's uid 480); ACME
- * state lives in the `caddy_data` volume so certificates survive releases. It depends on
- * nothing: an app restart never restarts the proxy, which holds requests meanwhile.
+ * state lives in the `caddy_data` volume so certificates survive releases. An app restart
+ * never restarts the proxy, which holds requests meanwhile.
  */
 function proxyService(p: ProxyOptions, apiPort: number) {
     return {
@@ -43,8 +45,11 @@ function proxyService(p: ProxyOptions, apiPort: number) {
         logging: LOGGING,
         restart: "unless-stopped",
         // 8080: the Caddyfile's plain-HTTP site, the app's loopback address (see bot-api).
-        ports: ["0.0.0.0:80:80", "0.0.0.0:443:443", `127.0.0.1:${apiPort}:8080`],
+        ports: [...(p.tls ? ["0.0.0.0:80:80", "0.0.0.0:443:443"] : []), `127.0.0.1:${apiPort}:8080`],
         volumes: [`${p.configDir}:/etc/caddy:ro`, "caddy_data:/data"],
+        // Started after bot-api, never restarted with it (no `restart: true`): when a release
+        // adds the proxy, compose first recreates bot-api without its port, then binds it here.
+        depends_on: { "bot-api": { condition: "service_started" } },
         healthcheck: {
             test: ["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:2019/config/"],
             interval: "5s",

@@ -26,7 +26,7 @@ Makes installed release ID (APP_DIR/releases/ID with COMPLETE) the running one:
   6. behind the ingress proxy (the release has a `proxy` service, the proxy and one
      bot-api container run, and bot-api's config changes): the proxy is pinned to the
      running bot-api, the new release's bot-api starts beside it (`up --no-recreate
-     --scale bot-api=2`) and must answer /health (else: rollback with nothing switched)
+     --scale bot-api=2 bot-api`) and must answer /health (else: rollback with nothing switched)
   7. state/previous := old release; current -> releases/ID (ln -s temp + mv -T)
   8. after a step 6 handover: the proxy moves to the new bot-api, the old one drains
      (docker stop -t 30) and goes, the proxy reloads its Caddyfile; then
@@ -488,7 +488,10 @@ start_next() {
     return 1
   fi
   log INFO "starting $RELEASE's bot-api beside the running one; the proxy serves from the running one meanwhile"
-  if ! run_logged compose "$dir" up -d --no-recreate --no-deps --scale bot-api=2 bot-api; then
+  # Not --no-deps: compose drops depends_on from a service started that way, so its config
+  # hash would differ from the file's and the `up -d` after the handover would recreate it.
+  # --no-recreate also holds for postgres and redis (migrate just brought them up).
+  if ! run_logged compose "$dir" up -d --no-recreate --scale bot-api=2 bot-api; then
     NEXT_APP="$(app_containers | grep -vx "${OLD_APP[0]}" | head -n 1 || true)"
     remove_next
     return 1
@@ -503,7 +506,7 @@ start_next() {
     esac
     ip="$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$NEXT_APP" 2>/dev/null | cut -d' ' -f1)"
     if [[ -n "$ip" ]] && curl -fsS --max-time 2 -o /dev/null "http://$ip:8080/health" 2>/dev/null; then
-      log INFO "the new bot-api ($(container_name "$NEXT_APP")) answers /health"
+      log INFO "the new bot-api ($(container_name "$NEXT_APP"), id $NEXT_APP) answers /health"
       return 0
     fi
     sleep 0.25

@@ -23,7 +23,8 @@ const tableDump = (db?: string) =>
 const lastSuccess = () => ssh(vm, `cat ${BACKUPS}/LAST_SUCCESS`).out.trim();
 const index = (): Array<Record<string, unknown>> => JSON.parse(ssh(vm, `cat ${BACKUPS}/backup_index.json`).out).backups;
 const entry = (id: string) => index().find((b) => b.backup_id === id);
-const apiStartedAt = () => ssh(vm, "docker inspect -f '{{.State.StartedAt}}' bot-bot-api-1").out.trim();
+const apiStartedAt = () =>
+    ssh(vm, "docker inspect -f '{{.State.StartedAt}}' $(docker ps -q --filter label=com.docker.compose.project=bot --filter label=com.docker.compose.service=bot-api)").out.trim();
 
 /** The operator command exactly as the README documents it, against this test's stack backend. */
 function npmRestore(...args: string[]): { code: number; out: string } {

@@ -78,11 +78,11 @@ export function ssh(vm: Sandbox, command: string, opts: { input?: string; allowF
 }
 
 /**
- * Builds the sample app's releases and saves them as archives for `archive` transport;
- * `proxy` also builds and saves the TLS ingress proxy image onevm/caddy:2.
+ * Builds the sample app's releases and the proxy image (onevm/caddy:2) and saves them as
+ * archives for `archive` transport.
  */
-export function buildImages(releases: string[], opts: { proxy?: boolean } = {}): Record<string, Record<string, string>> {
-    const out = run("bash", ["scripts/build-images.sh", ...releases.flatMap((r) => ["--release", r]), ...(opts.proxy ? ["--proxy"] : []), "--save", IMAGE_DIR], {
+export function buildImages(releases: string[]): Record<string, Record<string, string>> {
+    const out = run("bash", ["scripts/build-images.sh", ...releases.flatMap((r) => ["--release", r]), "--save", IMAGE_DIR], {
         timeoutMs: 1_800_000,
     });
     return parseImageRefs(out, releases);

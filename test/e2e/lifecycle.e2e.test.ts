@@ -98,8 +98,38 @@ test("preview of v2 is a dry run: the switch, the compose lines, and no SSH sess
     expect(current()).toBe("/opt/bot/releases/v1");
 });
 
-test("up v2: backup, migrate, switch, gate, record; data kept", async () => {
+/**
+ * Probes the app's loopback port on the VM ten times a second (curl, new connection each,
+ * 2 s timeout) until the returned function stops it; that returns every probe's status.
+ */
+function startVmProber(): () => string[] {
+    const script = [
+        "rm -f /tmp/probe.log /tmp/probe.stop",
+        "while [ ! -e /tmp/probe.stop ]; do",
+        "  curl -s -o /dev/null -w '%{http_code}\\n' --max-time 2 http://127.0.0.1:8080/health >>/tmp/probe.log",
+        "  sleep 0.1",
+        "done",
+    ].join("\n");
+    ssh(vm, `cat >/tmp/probe.sh <<'EOF'\n${script}\nEOF\nnohup bash /tmp/probe.sh </dev/null >/dev/null 2>&1 &`);
+    return () => {
+        ssh(vm, "touch /tmp/probe.stop; sleep 2.5");
+        return ssh(vm, "cat /tmp/probe.log").out.trim().split("\n");
+    };
+}
+
+test("up v2: backup, migrate, switch, gate, record; data kept; the loopback proxy answers every request", async () => {
+    const stopProber = startVmProber();
     const res = await deploy("v2");
+    const probes = stopProber();
+    expect(probes.length).toBeGreaterThan(50);
+    expect(probes.filter((p) => p !== "200")).toEqual([]);
+    const log = ssh(vm, "cat /opt/bot/logs/activate.log").out;
+    const run = log.slice(log.lastIndexOf("Starting activation of v2"));
+    const started = run.match(/the new bot-api \(bot-bot-api-\d+, id (\w+)\) answers \/health[\s\S]*the proxy serves from the new bot-api/);
+    expect(started).not.toBeNull();
+    // The container that proved itself is the one serving (started once, not recreated).
+    const serving = ssh(vm, "docker ps -q --filter label=com.docker.compose.project=bot --filter label=com.docker.compose.service=bot-api").out.trim();
+    expect(serving).toBe(started![1]);
     expect(res.outputs.releaseId.value).toBe("v2");
     expect(res.outputs.previousReleaseId.value).toBe("v1");
     expect(version()).toContain('"v2"');
@@ -163,16 +193,24 @@ test("a release ID reused with other content is refused before anything changes"
 });
 
 test("rotating a secret: .env replaced (0600), only its readers recreated, the value arrives exactly", async () => {
+    // Keyed by compose service: a recreated bot-api is a new container under a new number.
     const containers = () =>
-        Object.fromEntries(ssh(vm, "docker ps --format '{{.Names}} {{.ID}}'").out.trim().split("\n").map((l) => l.split(" ")));
+        Object.fromEntries(
+            ssh(vm, "docker ps --filter label=com.docker.compose.project=bot --format '{{.Label \"com.docker.compose.service\"}} {{.ID}}'")
+                .out.trim()
+                .split("\n")
+                .map((l) => l.split(" ")),
+        );
     const before = containers();
     const rotated = "rotated canary-life-7c1d 'q' \"d\" $V #h =e \\b";
     await t.stack.setConfig("onevm:telegramBotToken", { value: rotated, secret: true });
     await t.stack.up({ onOutput: (o) => t.output.push(o) });
     const after = containers();
-    expect(after["bot-bot-api-1"]).not.toBe(before["bot-bot-api-1"]);
-    expect(after["bot-postgres-1"]).toBe(before["bot-postgres-1"]);
-    expect(after["bot-redis-1"]).toBe(before["bot-redis-1"]);
+    expect(Object.keys(after).sort()).toEqual(["bot-api", "postgres", "proxy", "redis"]);
+    expect(after["bot-api"]).not.toBe(before["bot-api"]);
+    expect(after.postgres).toBe(before.postgres);
+    expect(after.redis).toBe(before.redis);
+    expect(after.proxy).toBe(before.proxy);
     expect(ssh(vm, "stat -c '%a %U' /opt/bot/shared/.env").out.trim()).toBe("600 deploy");
     const sha = createHash("sha256").update(rotated).digest("hex");
     expect(ssh(vm, "curl -fsS 'http://127.0.0.1:8080/env-check?name=TELEGRAM_BOT_TOKEN'").out).toContain(sha);

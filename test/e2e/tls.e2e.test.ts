@@ -42,7 +42,7 @@ function tcpOpen(host: string, port: number): boolean {
 }
 
 beforeAll(async () => {
-    refs = buildImages(["v1", "v2", "broken"], { proxy: true });
+    refs = buildImages(["v1", "v2", "broken"]);
     sandboxDown(NAME);
     vm = sandboxUp(NAME);
     vmIp = execFileSync("docker", ["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", vm.container], { encoding: "utf8" }).trim().split(" ")[0];
@@ -131,9 +131,9 @@ async function upUnderLoad(release: string): Promise<{ error?: string; failed: P
 }
 
 const lastHistory = () => JSON.parse(ssh(vm, "tail -n 1 /opt/bot/state/history.jsonl").out);
-/** Names of the running bot-api service containers, with their images. */
+/** Names and ids of the running bot-api service containers, with their images. */
 const appContainers = () =>
-    ssh(vm, "docker ps --filter label=com.docker.compose.service=bot-api --filter label=com.docker.compose.oneoff=False --format '{{.Names}} {{.Image}}'")
+    ssh(vm, "docker ps --filter label=com.docker.compose.service=bot-api --filter label=com.docker.compose.oneoff=False --format '{{.Names}} {{.ID}} {{.Image}}'")
         .out.trim()
         .split("\n")
         .filter(Boolean);
@@ -155,11 +155,12 @@ test("a switch behind the proxy answers every request: v1 -> v2 starts the new b
     expect(lastHistory()).toMatchObject({ release: "v2", result: "success" });
     const log = lastActivationLog();
     expect(log).toMatch(/starting v2's bot-api beside the running one/);
-    const started = log.match(/the new bot-api \((bot-bot-api-\d+)\) answers \/health/);
+    const started = log.match(/the new bot-api \((bot-bot-api-\d+), id (\w+)\) answers \/health/);
     expect(started).not.toBeNull();
     expect(log).toMatch(/the proxy serves from the new bot-api; the old one drained and removed/);
-    // The container that proved itself is the one serving: `up -d` kept it (one start).
-    expect(appContainers()).toEqual([`${started![1]} ${refs.v2["bot-api"]}`]);
+    // The very container that proved itself is the one serving: `up -d` kept it (one start).
+    expect(appContainers()).toEqual([`${started![1]} ${started![2]} ${refs.v2["bot-api"]}`]);
+    expect(log).not.toMatch(/bot-api-\d+ +Recreate/);
     expect(proxyDials()).toBe('"dial":"bot-api:8080"');
 });
 
@@ -181,8 +182,8 @@ test("rollback by config to v1 behind the proxy answers every request too", asyn
     expect(run.error).toBeUndefined();
     expect(run.failed).toEqual([]);
     expect(ssh(vm, "readlink /opt/bot/current").out.trim()).toBe("releases/v1");
-    const started = lastActivationLog().match(/the new bot-api \((bot-bot-api-\d+)\) answers \/health/);
-    expect(appContainers()).toEqual([`${started![1]} ${refs.v1["bot-api"]}`]);
+    const started = lastActivationLog().match(/the new bot-api \((bot-bot-api-\d+), id (\w+)\) answers \/health/);
+    expect(appContainers()).toEqual([`${started![1]} ${started![2]} ${refs.v1["bot-api"]}`]);
     expect(proxyDials()).toBe('"dial":"bot-api:8080"');
 });
 

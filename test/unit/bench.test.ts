@@ -32,7 +32,7 @@ describe("prober against a real server that goes away", () => {
         let up = true;
         const server = http.createServer((_req, res) => {
             res.statusCode = up ? 200 : 503;
-            res.end("ok");
+            res.end(up ? "ok" : '{"status":"unavailable"}');
         });
         await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
         const port = (server.address() as AddressInfo).port;
@@ -48,7 +48,8 @@ describe("prober against a real server that goes away", () => {
         expect(s.probes).toBeGreaterThan(25);
         expect(s.failed).toBeGreaterThan(5);
         expect(s.failed).toBeLessThan(s.probes - 10);
-        expect(s.firstError).toBe("status 503");
+        // The body says who failed the request (the app's JSON, or a proxy's empty answer).
+        expect(s.firstError).toBe('status 503: {"status":"unavailable"}');
         expect(s.longestGapMs).toBeGreaterThanOrEqual(200);
     });
 });

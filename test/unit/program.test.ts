@@ -61,6 +61,7 @@ test("one component per concern, children parented to them", () => {
         "onevm:index:Release release",
         "onevm:index:SecretsFile secrets",
         "onevm:index:SystemdUnit unit",
+        "onevm:index:TlsIngress tls",
     ]);
     const commands = registrations.filter((r) => r.type === "command:remote:Command");
     expect(commands.map((c) => c.name).sort()).toEqual([
@@ -72,11 +73,20 @@ test("one component per concern, children parented to them", () => {
         "release-bundle",
         "secrets-db-password",
         "secrets-env",
+        "tls-files",
         "unit-unit",
     ]);
     for (const c of commands) {
         expect(registrations.find((r) => r.urn === c.parent)?.type).toMatch(/^onevm:index:/);
     }
+});
+
+test("the loopback proxy by default: its Caddyfile installed before the release; no TLS key or certificate", () => {
+    expect(registrations.filter((r) => r.type.startsWith("tls:"))).toEqual([]);
+    const files = byName("tls-files").object;
+    expect(files.environment.ONEVM_CADDYFILE).toContain("http://:8080 {\n\treverse_proxy bot-api:8080 {");
+    expect(files.environment.ONEVM_CADDYFILE).not.toMatch(/:443|tls /);
+    expect(byName("release").dependencies).toContain(urnOf("tls-files"));
 });
 
 test("every connection is secret, pins the host key, and keeps previous output out of the remote env", () => {

@@ -11,12 +11,29 @@ import { certificateNames } from "../../components/tlsIngress";
 const images = { "bot-api": "onevm/bot-api:v1", migrate: "onevm/migrate:v1", postgres: "onevm/postgres:17", redis: "onevm/redis:8" };
 
 describe("Caddyfile", () => {
+    test("loopback mode: no TLS, only the plain-HTTP site the VM's loopback port reaches", () => {
+        expect(renderCaddyfile({ mode: "loopback" })).toBe(
+            [
+                "# Rendered by onevm. Do not edit on the VM: `pulumi up` replaces it.",
+                "{",
+                "\tadmin localhost:2019",
+                "\tauto_https off",
+                "}",
+                "",
+                "http://:8080 {",
+                "\treverse_proxy bot-api:8080 {",
+                "\t\tfail_duration 1s",
+                "\t\tlb_try_duration 30s",
+                "\t\tlb_try_interval 250ms",
+                "\t}",
+                "}",
+                "",
+            ].join("\n"),
+        );
+    });
+
     const proxyBlock = [
         "\treverse_proxy bot-api:8080 {",
-        "\t\thealth_uri /health",
-        "\t\thealth_interval 1s",
-        "\t\thealth_timeout 2s",
-        "\t\thealth_status 200",
         "\t\tfail_duration 1s",
         "\t\tlb_try_duration 30s",
         "\t\tlb_try_interval 250ms",
@@ -72,12 +89,23 @@ describe("Caddyfile", () => {
 
 describe("compose proxy service", () => {
     const off = renderCompose({ app: "bot", releaseId: "v1", images });
-    const text = renderCompose({ app: "bot", releaseId: "v1", images, proxy: { image: "onevm/caddy:2", configDir: "/opt/bot/shared/tls" } });
+    const text = renderCompose({ app: "bot", releaseId: "v1", images, proxy: { image: "onevm/caddy:2", configDir: "/opt/bot/shared/tls", tls: true } });
+    const loopback = parse(renderCompose({ app: "bot", releaseId: "v1", images, proxy: { image: "onevm/caddy:2", configDir: "/opt/bot/shared/tls", tls: false } }));
     const doc = parse(text);
 
-    test("TLS off: no proxy, no caddy volume", () => {
+    test("no proxy: bot-api publishes the loopback port itself; no caddy volume", () => {
         expect(parse(off).services.proxy).toBeUndefined();
+        expect(parse(off).services["bot-api"].ports).toEqual(["127.0.0.1:8080:8080"]);
         expect(Object.keys(parse(off).volumes)).toEqual(["pgdata"]);
+    });
+
+    test("loopback proxy: only the loopback port, published by the proxy; otherwise the TLS file's services", () => {
+        const published = Object.entries(loopback.services).flatMap(([name, s]: [string, any]) => (s.ports ?? []).map((p: string) => `${name} ${p}`));
+        expect(published).toEqual(["proxy 127.0.0.1:8080:8080"]);
+        const { ports: _tlsPorts, ...tlsProxy } = doc.services.proxy;
+        const { ports: _loopbackPorts, ...loopbackProxy } = loopback.services.proxy;
+        expect(loopbackProxy).toEqual(tlsProxy);
+        expect({ ...loopback.services, proxy: undefined }).toEqual({ ...doc.services, proxy: undefined });
     });
 
     test("80 and 443 are the only ports published beyond loopback; the proxy takes 127.0.0.1:8080, bot-api publishes none", () => {
@@ -85,14 +113,15 @@ describe("compose proxy service", () => {
         expect(published.sort()).toEqual(["proxy 0.0.0.0:443:443", "proxy 0.0.0.0:80:80", "proxy 127.0.0.1:8080:8080"]);
     });
 
-    test("config mounted read-only from shared/tls; ACME state in a named volume; no dependency on the app", () => {
+    test("config mounted read-only from shared/tls; ACME state in a named volume; started after the app", () => {
         expect(doc.services.proxy).toMatchObject({
             image: "onevm/caddy:2",
             restart: "unless-stopped",
             volumes: ["/opt/bot/shared/tls:/etc/caddy:ro", "caddy_data:/data"],
             logging: { driver: "json-file" },
         });
-        expect(doc.services.proxy.depends_on).toBeUndefined();
+        // Ordered after bot-api (a release that adds the proxy frees 8080 first), never restarted with it.
+        expect(doc.services.proxy.depends_on).toEqual({ "bot-api": { condition: "service_started" } });
         expect(doc.services.proxy.environment).toBeUndefined();
         expect(doc.services.proxy.healthcheck.test).toEqual(["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:2019/config/"]);
         expect(Object.keys(doc.volumes)).toEqual(["pgdata", "caddy_data"]);
@@ -135,13 +164,19 @@ describe("config rules", () => {
         throw new Error("expected a ConfigError");
     };
 
-    test("off by default; tls keys are ignored while off", () => {
+    test("TLS off by default, tls keys ignored while off; the proxy still runs on the loopback port unless loopbackProxy is false", () => {
         expect(parseWith({}).tls).toBeUndefined();
         expect(parseWith({ tlsMode: "nonsense" }).tls).toBeUndefined();
+        expect(parseWith({}).proxy).toEqual({ mode: "loopback", image: "onevm/caddy:2" });
+        expect(parseWith({ loopbackProxy: "false" }).proxy).toBeUndefined();
+        expect(parseWith({ proxyImage: "registry.example.com/caddy:2.6" }).proxy?.image).toBe("registry.example.com/caddy:2.6");
+        expect(problems({ loopbackProxy: "no" })).toEqual(['onevm:loopbackProxy = "no" must be true or false']);
     });
 
-    test("on: certificate mode by default with the onevm/caddy:2 proxy", () => {
-        expect(parseWith({ tlsIngress: "true" }).tls).toEqual({ mode: "certificate", domain: undefined, email: undefined, proxyImage: "onevm/caddy:2" });
+    test("on: certificate mode by default with the onevm/caddy:2 proxy, whatever loopbackProxy says", () => {
+        expect(parseWith({ tlsIngress: "true" }).tls).toEqual({ mode: "certificate", domain: undefined, email: undefined });
+        expect(parseWith({ tlsIngress: "true" }).proxy).toEqual({ mode: "certificate", image: "onevm/caddy:2" });
+        expect(parseWith({ tlsIngress: "true", loopbackProxy: "false" }).proxy).toEqual({ mode: "certificate", image: "onevm/caddy:2" });
         expect(parseWith({ tlsIngress: "true", tlsDomain: "bot.onevm.test" }).tls?.domain).toBe("bot.onevm.test");
     });
 
@@ -160,6 +195,6 @@ describe("config rules", () => {
         expect(problems({ tlsIngress: "true", tlsMode: "acme", tlsDomain: "bot.example.com", tlsEmail: "ops; rm" })).toEqual([
             expect.stringMatching(/^onevm:tlsEmail = "ops; rm" must be an e-mail address/),
         ]);
-        expect(problems({ tlsIngress: "true", tlsProxyImage: "caddy" })).toEqual([expect.stringMatching(/^onevm:tlsProxyImage = "caddy" must pin a tag/)]);
+        expect(problems({ tlsIngress: "true", proxyImage: "caddy" })).toEqual([expect.stringMatching(/^onevm:proxyImage = "caddy" must pin a tag/)]);
     });
 });
