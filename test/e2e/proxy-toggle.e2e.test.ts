@@ -34,12 +34,16 @@ afterAll(async () => {
     sandboxDown(NAME);
 });
 
-/** Each running service of the app with the host ports it publishes. */
+/** Each running service of the app with the host ports it publishes ("SERVICE HOSTIP:PORT->PORT/tcp"). */
 const published = () =>
     ssh(vm, "docker ps --filter label=com.docker.compose.project=bot --format '{{.Label \"com.docker.compose.service\"}} {{.Ports}}'")
         .out.trim()
         .split("\n")
-        .filter((l) => l.includes("->"))
+        .flatMap((l) => {
+            const [service, ...ports] = l.split(/,? /);
+            // Only mappings: an image's EXPOSEd ports show up too (Caddy's 80/tcp, 443/tcp).
+            return ports.filter((p) => p.includes("->")).map((p) => `${service} ${p}`);
+        })
         .sort();
 const version = () => ssh(vm, "curl -fsS http://127.0.0.1:8080/version").out;
 
