@@ -80,7 +80,7 @@ HOST_ACTIVATE_LOCK=/var/lib/onevm/activate.lock
 APP="" ENV_FILE="" STATE="" MARKER="" HISTORY=""
 STARTED_AT="" START_S=0 PHASE="start" FINISHED=false SIGNAL=""
 CURRENT="" PREVIOUS="" PREV_PREVIOUS="" SWITCHING=false BACKUP_PATH="" INCIDENT="" RECOVERED=""
-HOLD_PID="" NEXT_APP="" PINNED=false
+HOLD_PID="" NEXT_APP="" PINNED=false PROXY_JSON=""
 OLD_APP=()
 STALE_RELEASE="" STALE_PREVIOUS="" STALE_PREV_PREVIOUS="" STALE_SWITCH=false
 
@@ -416,17 +416,15 @@ run_migrations() {
   finish migrate_failed 3 "$why: current unchanged (${CURRENT:-none}); pre-deploy backup: ${BACKUP_PATH:-none}"
 }
 
-# running_container SERVICE: id of the running container of SERVICE ("" when none).
-running_container() {
+# service_containers SERVICE: ids of SERVICE's running containers (bot-api has two only
+# during a handover).
+service_containers() {
   docker ps -q --filter "label=com.docker.compose.project=$APP" \
-    --filter "label=com.docker.compose.service=$1" --filter "label=com.docker.compose.oneoff=False" | head -n 1
+    --filter "label=com.docker.compose.service=$1" --filter "label=com.docker.compose.oneoff=False"
 }
 
-# app_containers: ids of bot-api's running service containers (two only during a handover).
-app_containers() {
-  docker ps -q --filter "label=com.docker.compose.project=$APP" \
-    --filter "label=com.docker.compose.service=bot-api" --filter "label=com.docker.compose.oneoff=False"
-}
+# running_container SERVICE: id of the running container of SERVICE ("" when none).
+running_container() { service_containers "$1" | head -n 1; }
 
 container_name() { docker inspect -f '{{.Name}}' "$1" | sed 's,^/,,'; }
 
@@ -437,13 +435,16 @@ container_name() { docker inspect -f '{{.Name}}' "$1" | sed 's,^/,,'; }
 # service name) comes back once the old one is gone. The app starts once per switch.
 
 # pin_proxy NAME: point every reverse_proxy upstream of the running proxy at NAME:8080.
+# The Caddyfile is adapted to JSON once per activation (it does not change meanwhile).
 pin_proxy() {
-  local proxy config
+  local proxy
   proxy="$(running_container proxy)"
   [[ -n "$proxy" ]] || return 1
-  config="$(docker exec "$proxy" caddy adapt --config /etc/caddy/Caddyfile 2>/dev/null)" || return 1
+  if [[ -z "$PROXY_JSON" ]]; then
+    PROXY_JSON="$(docker exec "$proxy" caddy adapt --config /etc/caddy/Caddyfile 2>/dev/null)" || return 1
+  fi
   PINNED=true
-  jq -c --arg dial "$1:8080" 'walk(if type == "object" and has("upstreams") then .upstreams = [{dial: $dial}] else . end)' <<<"$config" |
+  jq -c --arg dial "$1:8080" 'walk(if type == "object" and has("upstreams") then .upstreams = [{dial: $dial}] else . end)' <<<"$PROXY_JSON" |
     docker exec -i "$proxy" curl -fsS -o /dev/null -X POST -H 'Content-Type: application/json' --data-binary @- \
       http://localhost:2019/load
 }
@@ -467,7 +468,7 @@ handover_applies() {
   shift
   printf '%s\n' "$@" | grep -qx proxy || return 1
   [[ -n "$(running_container proxy)" ]] || return 1
-  mapfile -t OLD_APP < <(app_containers)
+  mapfile -t OLD_APP < <(service_containers bot-api)
   # None: nothing to keep serving. Several: a killed handover; `up -d` converges.
   ((${#OLD_APP[@]} == 1)) || return 1
   want="$(compose "$dir" config --hash bot-api 2>/dev/null | awk '{print $2}')"
@@ -492,11 +493,11 @@ start_next() {
   # hash would differ from the file's and the `up -d` after the handover would recreate it.
   # --no-recreate also holds for postgres and redis (migrate just brought them up).
   if ! run_logged compose "$dir" up -d --no-recreate --scale bot-api=2 bot-api; then
-    NEXT_APP="$(app_containers | grep -vx "${OLD_APP[0]}" | head -n 1 || true)"
+    NEXT_APP="$(service_containers bot-api | grep -vx "${OLD_APP[0]}" | head -n 1 || true)"
     remove_next
     return 1
   fi
-  NEXT_APP="$(app_containers | grep -vx "${OLD_APP[0]}" | head -n 1 || true)"
+  NEXT_APP="$(service_containers bot-api | grep -vx "${OLD_APP[0]}" | head -n 1 || true)"
   budget="$(awk -v r="$HEALTH_RETRIES" -v i="$HEALTH_INTERVAL" 'BEGIN { b = r * i; print (b < 60 ? 60 : int(b)) }')"
   deadline=$(($(date +%s) + budget))
   while [[ -n "$NEXT_APP" ]] && (($(date +%s) < deadline)); do
