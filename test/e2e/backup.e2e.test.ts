@@ -32,7 +32,7 @@ function npmRestore(...args: string[]): { code: number; out: string } {
         cwd: ROOT,
         encoding: "utf8",
         timeout: 900_000,
-        env: { ...process.env, PULUMI_BACKEND_URL: `file://${t.backendDir}`, PULUMI_CONFIG_PASSPHRASE: "e2e-passphrase" },
+        env: { ...process.env, PULUMI_BACKEND_URL: t.backendUrl, PULUMI_CONFIG_PASSPHRASE: "e2e-passphrase" },
     });
     return { code: r.status ?? -1, out: `${r.stdout ?? ""}${r.stderr ?? ""}` };
 }

@@ -17,7 +17,7 @@ let refs: Record<string, Record<string, string>>;
 function killedUp(ms: number): Promise<void> {
     const child = spawn("pulumi", ["up", "--yes", "--skip-preview", "--non-interactive", "--stack", NAME], {
         cwd: ROOT,
-        env: { ...process.env, PULUMI_BACKEND_URL: `file://${t.backendDir}`, PULUMI_CONFIG_PASSPHRASE: "e2e-passphrase" },
+        env: { ...process.env, PULUMI_BACKEND_URL: t.backendUrl, PULUMI_CONFIG_PASSPHRASE: "e2e-passphrase" },
         stdio: "ignore",
         detached: true,
     });

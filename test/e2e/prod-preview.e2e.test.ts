@@ -43,7 +43,7 @@ function steps(events: EngineEvent[]): Array<{ op: string; type: string; name: s
 
 function cli(args: string[]): string {
     return execFileSync(path.join(process.env.ONEVM_PULUMI_BIN ?? "", "pulumi"), [...args, "--stack", NAME, "--cwd", ROOT], {
-        env: { ...process.env, PULUMI_BACKEND_URL: `file://${t.backendDir}`, PULUMI_CONFIG_PASSPHRASE: "e2e-passphrase" },
+        env: { ...process.env, PULUMI_BACKEND_URL: t.backendUrl, PULUMI_CONFIG_PASSPHRASE: "e2e-passphrase" },
         encoding: "utf8",
     });
 }
