@@ -79,7 +79,13 @@ export function releaseBundle(o: ReleaseBundleOptions): ReleaseBundle {
 }
 
 /** `docker save` archives for archive transport: <dir>/<service>_<tag>.tar, which must exist. */
-export function imageArchivePaths(images: Record<string, string>, dir: string): string[] {
+/** An image archive to upload, with its content hash when build-images.sh recorded one. */
+export interface ImageArchive {
+    path: string;
+    sha256?: string;
+}
+
+export function imageArchivePaths(images: Record<string, string>, dir: string): ImageArchive[] {
     return [...new Set(Object.values(images))].map((ref) => {
         const file = path.resolve(dir, `${archiveName(ref)}.tar`);
         if (!fs.existsSync(file)) {
@@ -88,11 +94,34 @@ export function imageArchivePaths(images: Record<string, string>, dir: string): 
                     `or use imageTransport: registry`,
             );
         }
-        return file;
+        return { path: file, sha256: readRecordedSha256(file) };
     });
 }
 
-/** onevm/bot-api:v1 -> bot-api_v1 (the name scripts/build-images.sh --save writes). */
+/**
+ * The sha256 build-images.sh wrote beside an archive (`<archive>.sha256`, sha256sum's
+ * format), when that record is at least as new as the archive: an archive rewritten
+ * after its record (by hand, say) gets no hash, and the engine hashes the file itself.
+ */
+export function recordedSha256(archive: { name: string; mtimeMs: number }, record: { text: string; mtimeMs: number }): string | undefined {
+    if (record.mtimeMs < archive.mtimeMs) {
+        return undefined;
+    }
+    const m = /^([0-9a-f]{64}) [ *](.+)\n?$/.exec(record.text);
+    return m && path.basename(m[2]) === archive.name ? m[1] : undefined;
+}
+
+function readRecordedSha256(file: string): string | undefined {
+    const recordFile = `${file}.sha256`;
+    if (!fs.existsSync(recordFile)) {
+        return undefined;
+    }
+    return recordedSha256(
+        { name: path.basename(file), mtimeMs: fs.statSync(file).mtimeMs },
+        { text: fs.readFileSync(recordFile, "utf8"), mtimeMs: fs.statSync(recordFile).mtimeMs },
+    );
+}
+
 export function archiveName(ref: string): string {
     const lastPath = ref.split("/").pop() ?? ref;
     return lastPath.replace(/@sha256:([a-f0-9]{12}).*$/, "_$1").replace(":", "_");

@@ -156,7 +156,7 @@ export const CONFIG_KEYS: Record<string, string> = {
     releaseId: "The release to run (required). Changing it deploys; setting an earlier one rolls back.",
     images: "Object of image references for bot-api, migrate, postgres, redis (tags or digests required).",
     imageTransport: "`registry` (the VM pulls) or `archive` (onevm uploads `docker save` archives). Default `registry`.",
-    imageArchiveDir: "archive transport: directory with <name>_<tag>.tar archives. Default `build/images`.",
+    imageArchiveDir: "archive transport: directory with <name>_<tag>.tar archives (and the <archive>.sha256 records build-images.sh writes, which spare the engine hashing each archive on every command). Default `build/images`.",
     healthRetries: "Health gate attempts. Default 60.",
     healthIntervalSeconds: "Seconds between health gate attempts. Default 1.",
     keepReleases: "Releases kept on the VM (current and previous are never pruned). Default 5.",

@@ -13,7 +13,8 @@
 #   --all         the four profiles: v1 v2 broken badmigrate (plus any --release).
 #   --save DIR    also write one `docker save` archive per image: DIR/<name>_<tag>.tar
 #                 (name without the onevm/ prefix); an archive already holding the same
-#                 image ID is left alone, so running twice rewrites nothing.
+#                 image ID is left alone, so running twice rewrites nothing. Beside
+#                 each: <archive>.sha256, which spares the engine hashing the archive.
 #   --verbose     stream docker build output to stderr (default: only on failure).
 # Output: stdout, one JSON line per release, in order:
 #   {"bot-api":"onevm/bot-api:v1","migrate":"onevm/migrate:v1","postgres":"onevm/postgres:17","redis":"onevm/redis:8"}
@@ -102,7 +103,18 @@ build() {
   log INFO "built $ref ($(docker image inspect -f '{{.Id}}' "$ref" | cut -c1-19), $((SECONDS - start)) s)"
 }
 
-# save REF: DIR/<name>_<tag>.tar unless an archive of the same image ID is already there.
+# record_sha256 FILE: FILE.sha256 in sha256sum's format, unless a newer record is there.
+# The program hands it to the engine, which then does not read the archive to hash it on
+# every preview and up.
+record_sha256() {
+  local file=$1
+  [ "$file.sha256" -nt "$file" ] && return 0
+  (cd "$(dirname "$file")" && sha256sum "$(basename "$file")") > "$file.sha256.tmp.$$" &&
+    mv -f "$file.sha256.tmp.$$" "$file.sha256"
+}
+
+# save REF: DIR/<name>_<tag>.tar (and its .sha256) unless an archive of the same image ID
+# is already there.
 save() {
   local ref=$1 name tag file id manifest tmp
   name=${ref%%:*}; name=${name##*/}; tag=${ref##*:}
@@ -114,7 +126,8 @@ save() {
     manifest=$(tar -xOf "$file" manifest.json 2>/dev/null || true)
     if [[ $manifest == *"$id"* && $manifest == *"\"$ref\""* ]]; then
       log INFO "$file is up to date ($ref)"
-      return 0
+      record_sha256 "$file"
+      return
     fi
   fi
   tmp="$save_dir/.${name}_${tag}.tar.tmp.$$"
@@ -122,6 +135,7 @@ save() {
     rm -f "$tmp"; log ERROR "docker save $ref failed"; return 1
   fi
   mv -f "$tmp" "$file"
+  record_sha256 "$file" || { log ERROR "cannot record the sha256 of $file"; return 1; }
   log INFO "saved $ref to $file ($(du -h "$file" | cut -f1))"
 }
 

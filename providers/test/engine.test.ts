@@ -12,6 +12,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { startSshServer, TestSshServer } from "./sshServer";
+import { imageArchivePaths } from "../../lib/artifacts";
+import { archiveAsset } from "../../components/release";
 
 const REPO = path.resolve(__dirname, "../..");
 const PLUGINS = path.join(REPO, "providers/bin");
@@ -197,6 +199,47 @@ describe("CopyToRemote of a big file already on the host", () => {
         expect(fs.readFileSync(remoteFile).equals(fs.readFileSync(big))).toBe(true);
         expect(fs.readFileSync(`${remoteFile}.sha256`, "utf8")).toMatch(new RegExp(`^${sha}\n${2 << 20} \\d{4}-`));
         await copies.destroy();
+    });
+});
+
+describe("an image archive with a recorded sha256 (build-images.sh's <archive>.sha256)", () => {
+    test("the engine takes the record as the content hash instead of hashing the file; a stale record is ignored", async () => {
+        const dir = path.join(tmp, "archives");
+        fs.mkdirSync(dir);
+        const file = path.join(dir, "image_t.tar");
+        fs.writeFileSync(file, Buffer.alloc(1 << 20, "c"));
+        const sha = require("crypto").createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+        const record = (hash: string) => fs.writeFileSync(`${file}.sha256`, `${hash}  image_t.tar\n`);
+        const stack = await newStack({
+            name: "onevm-recorded-hash-test",
+            program: async () => {
+                const key = new tls.PrivateKey("key", { algorithm: "ED25519" });
+                const connection = { host: "127.0.0.1", port: server.port, user: "deploy", privateKey: key.privateKeyOpenssh, hostKey: server.hostKey };
+                const [archive] = imageArchivePaths({ image: "onevm/image:t" }, dir);
+                new remote.CopyToRemote("image", { connection, source: archiveAsset(archive), remotePath: path.join(tmp, "vm", "image_t.tar") });
+                return {};
+            },
+            yaml: ["plugins:", "  providers:", ...["command", "tls"].flatMap((n) => [`    - name: ${n}`, `      path: ${PLUGINS}`])],
+        });
+        const sourceHash = async () => {
+            const state = await stack.exportStack();
+            return state.deployment.resources.find((r: { type: string }) => r.type === "command:remote:CopyToRemote").inputs.source.hash;
+        };
+
+        record(sha);
+        await stack.up();
+        expect(await sourceHash()).toBe(sha);
+        expect((await stack.preview()).changeSummary).toEqual({ same: 3 });
+
+        // A record that does not match the file: the engine believes it (it did not read the file).
+        record("0".repeat(64));
+        expect((await stack.preview()).changeSummary).toEqual({ same: 2, update: 1 });
+
+        // The archive rewritten after that record: the record is ignored and the engine hashes the file.
+        const later = new Date(Date.now() + 5_000);
+        fs.utimesSync(file, later, later);
+        expect((await stack.preview()).changeSummary).toEqual({ same: 3 });
+        await stack.destroy();
     });
 });
 
