@@ -9,6 +9,7 @@ import { archiveName, imageArchivePaths, releaseBundle, REMOTE_SCRIPTS_DIR, tool
 import { sha256 } from "./lib/bundle";
 import { NAMESPACE, parseConfig } from "./lib/config";
 import { decideRelease, ReleaseIdReusedError } from "./lib/releaseGuard";
+import { stopWithError } from "./lib/stop";
 import { alterRolePasswordSql, scramSha256Verifier } from "./lib/scram";
 import { cronName, renderBackupCron } from "./lib/render/cron";
 import { databaseUrl, renderEnv } from "./lib/render/env";
@@ -70,7 +71,7 @@ const self = new pulumi.StackReference("self", {
 });
 const decision = pulumi
     .all([self.getOutput("releaseId"), self.getOutput("previousReleaseId"), self.getOutput("releases")])
-    .apply(([releaseId, previousReleaseId, releases]) => {
+    .apply(async ([releaseId, previousReleaseId, releases]) => {
         try {
             const d = decideRelease({ releaseId, previousReleaseId, releases }, cfg.releaseId, bundle.hash);
             if (d.kind === "rollback") {
@@ -80,7 +81,10 @@ const decision = pulumi
             }
             return d;
         } catch (e) {
-            throw e instanceof ReleaseIdReusedError ? new pulumi.RunError(e.message) : e;
+            if (e instanceof ReleaseIdReusedError) {
+                return stopWithError(e.message);
+            }
+            throw e;
         }
     });
 
