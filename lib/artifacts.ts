@@ -78,13 +78,13 @@ export function releaseBundle(o: ReleaseBundleOptions): ReleaseBundle {
     return { ...bundle, hash, composeText };
 }
 
-/** `docker save` archives for archive transport: <dir>/<service>_<tag>.tar, which must exist. */
 /** An image archive to upload, with its content hash when build-images.sh recorded one. */
 export interface ImageArchive {
     path: string;
     sha256?: string;
 }
 
+/** `docker save` archives for archive transport: <dir>/<service>_<tag>.tar, which must exist. */
 export function imageArchivePaths(images: Record<string, string>, dir: string): ImageArchive[] {
     return [...new Set(Object.values(images))].map((ref) => {
         const file = path.resolve(dir, `${archiveName(ref)}.tar`);
@@ -122,6 +122,7 @@ function readRecordedSha256(file: string): string | undefined {
     );
 }
 
+/** onevm/bot-api:v1 -> bot-api_v1 (the name scripts/build-images.sh --save writes). */
 export function archiveName(ref: string): string {
     const lastPath = ref.split("/").pop() ?? ref;
     return lastPath.replace(/@sha256:([a-f0-9]{12}).*$/, "_$1").replace(":", "_");
