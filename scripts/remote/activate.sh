@@ -126,12 +126,22 @@ write_state_previous() {
   fi
 }
 
-postgres_container() {
-  docker ps -a -q --no-trunc \
-    --filter "label=com.docker.compose.project=$APP" \
-    --filter "label=com.docker.compose.service=postgres" \
-    --filter "label=com.docker.compose.oneoff=False" | head -n 1
+# service_containers [--all] SERVICE: ids of SERVICE's running containers, with --all the
+# stopped ones too (bot-api has two only during a handover).
+service_containers() {
+  local all=()
+  if [[ "$1" == --all ]]; then
+    all=(-a)
+    shift
+  fi
+  docker ps "${all[@]}" -q --filter "label=com.docker.compose.project=$APP" \
+    --filter "label=com.docker.compose.service=$1" --filter "label=com.docker.compose.oneoff=False"
 }
+
+# running_container SERVICE: id of the running container of SERVICE ("" when none).
+running_container() { service_containers "$1" | head -n 1; }
+
+postgres_container() { service_containers --all postgres | head -n 1; }
 
 write_marker() {
   jq -cn --arg release "$RELEASE" --arg previous "$PREVIOUS" --arg pp "$PREV_PREVIOUS" \
@@ -274,8 +284,7 @@ stack_matches_release() {
   for svc in "${pairs[@]}"; do
     img="${svc#* }"
     svc="${svc%% *}"
-    id="$(docker ps -a -q --filter "label=com.docker.compose.project=$APP" \
-      --filter "label=com.docker.compose.service=$svc" --filter "label=com.docker.compose.oneoff=False" | head -n 1)"
+    id="$(service_containers --all "$svc" | head -n 1)"
     [[ -n "$id" ]] || return 1
     have="$(docker inspect -f '{{.Config.Image}}' "$id" 2>/dev/null)" || return 1
     if [[ "$have" != "$img" ]]; then
@@ -415,16 +424,6 @@ run_migrations() {
   log ERROR "pre-deploy backup: ${BACKUP_PATH:-none (no database yet or --skip-backup)}"
   finish migrate_failed 3 "$why: current unchanged (${CURRENT:-none}); pre-deploy backup: ${BACKUP_PATH:-none}"
 }
-
-# service_containers SERVICE: ids of SERVICE's running containers (bot-api has two only
-# during a handover).
-service_containers() {
-  docker ps -q --filter "label=com.docker.compose.project=$APP" \
-    --filter "label=com.docker.compose.service=$1" --filter "label=com.docker.compose.oneoff=False"
-}
-
-# running_container SERVICE: id of the running container of SERVICE ("" when none).
-running_container() { service_containers "$1" | head -n 1; }
 
 container_name() { docker inspect -f '{{.Name}}' "$1" | sed 's,^/,,'; }
 
