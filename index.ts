@@ -1,281 +1,219 @@
 /**
- * onevm: reads the stack config, renders what goes on the VM, and wires the components.
- * Decisions live in lib/ (pure, unit-tested); actions live in components/.
+ * onevm: deploys the user's Compose app to one VM. This file wires the parts, data flowing
+ * one way: config and the Compose file are read and checked (program/load.ts), the release
+ * is decided and rendered (lib/, pure), then the VM and what runs on it are declared
+ * (components/). Nothing is registered against the VM before every check has passed.
  */
-import * as os from "os";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { archiveName, imageArchivePaths, releaseBundle, REMOTE_SCRIPTS_DIR, toolsHash } from "./lib/artifacts";
-import { sha256 } from "./lib/bundle";
-import { NAMESPACE, parseConfig } from "./lib/config";
-import { decideRelease, ReleaseIdReusedError } from "./lib/releaseGuard";
-import { stopWithError } from "./lib/stop";
-import { alterRolePasswordSql, scramSha256Verifier } from "./lib/scram";
-import { cronName, renderBackupCron } from "./lib/render/cron";
-import { databaseUrl, renderEnv } from "./lib/render/env";
-import { vmPaths } from "./lib/render/paths";
-import { unitName, renderUnit } from "./lib/render/unit";
-import { checkPolicy, PolicyError } from "./lib/policy";
+import { releaseContent } from "./lib/app";
+import { OnevmConfig } from "./lib/config";
+import { checkPolicy } from "./lib/policy";
+import { recordRelease } from "./lib/releaseGuard";
+import { bundleBase64, envKeys, renderRelease } from "./lib/release";
 import { stackIdentity } from "./lib/remote";
-import { pgDataDir } from "./lib/render/cloudInit";
+import { dataMount } from "./lib/render/cloudInit";
+import { cronName, renderBackupCron } from "./lib/render/cron";
+import { renderAppEnv } from "./lib/render/env";
 import { firewallRules } from "./lib/render/firewall";
+import { databaseVolumes } from "./lib/render/compose";
 import { renderOffsiteFiles } from "./lib/render/offsite";
-import { BackupCron } from "./components/backupCron";
+import { vmPaths } from "./lib/render/paths";
+import { renderUnit, unitName } from "./lib/render/unit";
+import { alterRolePasswordSql, scramSha256Verifier } from "./lib/scram";
+import { imageArchivePaths, VM_ENGINE_DIR, vmEngineHash } from "./program/artifacts";
+import { checkWithDockerCompose } from "./program/composeCheck";
+import { loadConfig, loadConfiguredApp, planRelease, previousOutputs, refuse } from "./program/load";
 import { VmConnection } from "./components/connection";
 import { DigitalOceanVm } from "./components/droplet";
-import { CloudFirewall } from "./components/firewall";
 import { ExistingHost } from "./components/existingHost";
-import { HostSetup } from "./components/hostSetup";
-import { OffsiteTargets } from "./components/offsiteTargets";
-import { Release } from "./components/release";
-import { SecretsFile } from "./components/secretsFile";
-import { SystemdUnit } from "./components/systemdUnit";
-import { TlsIngress } from "./components/tlsIngress";
+import { CloudFirewall } from "./components/firewall";
+import { VmDeployment } from "./components/vmDeployment";
 
-// Raw values, secrets included, are read synchronously so every rule is checked before
-// any resource is registered; secret values are re-wrapped with pulumi.secret below.
-const cfg = parseConfig((key) => pulumi.runtime.getConfig(`${NAMESPACE}:${key}`), {
-    operator: os.userInfo().username,
-});
-const user = cfg.host?.user ?? cfg.digitalocean!.user;
-const droplet = cfg.digitalocean;
+export = async () => {
+    const cfg = loadConfig();
+    const configured = loadConfiguredApp(cfg);
+    const previous = await previousOutputs();
+    const { decision, model } = planRelease(cfg, configured, previous);
+    if (decision.kind === "rollback") {
+        pulumi.log.warn(decision.notice!);
+    } else if (decision.notice) {
+        pulumi.log.info(decision.notice);
+    }
 
-const appEnvKeys = Object.keys(cfg.secrets.appEnv);
-const envKeys = ["POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "DATABASE_URL", "REDIS_URL", "TELEGRAM_BOT_TOKEN", ...appEnvKeys];
-const bundle = releaseBundle({
-    app: cfg.app,
-    user,
-    releaseId: cfg.releaseId,
-    images: cfg.images,
-    envKeys,
-    appEnvKeys,
-    // On a droplet PostgreSQL's data lives on the DigitalOcean volume, which outlives it.
-    dataDir: droplet ? pgDataDir(cfg.app) : undefined,
-    proxy: cfg.proxy ? { image: cfg.proxy.image, configDir: vmPaths(cfg.app).tls, tls: cfg.tls !== undefined } : undefined,
-});
-// The proxy's image travels with the app's (loaded or pulled by the activation).
-const allImages: Record<string, string> = cfg.proxy ? { ...cfg.images, proxy: cfg.proxy.image } : cfg.images;
-
-// Nothing is registered when the firewall or the compose file would expose an internal port.
-const rules = droplet ? firewallRules(droplet) : undefined;
-const violations = checkPolicy({ inbound: rules?.inbound ?? [], composeText: bundle.composeText, allowWorldSsh: droplet?.allowWorldSsh ?? false });
-if (violations.length > 0) {
-    throw new PolicyError(violations);
-}
-
-// This stack's own previous outputs tell whether this is a new release, a re-run or a
-// rollback, and which content each release ID had. A refusal here stops every remote
-// command, because they all reach the VM through the gated address below.
-const self = new pulumi.StackReference("self", {
-    name: `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`,
-});
-const decision = pulumi
-    .all([self.getOutput("releaseId"), self.getOutput("previousReleaseId"), self.getOutput("releases")])
-    .apply(async ([releaseId, previousReleaseId, releases]) => {
-        try {
-            const d = decideRelease({ releaseId, previousReleaseId, releases }, cfg.releaseId, bundle.hash);
-            if (d.kind === "rollback") {
-                pulumi.log.warn(d.notice!);
-            } else if (d.notice) {
-                pulumi.log.info(d.notice);
-            }
-            return d;
-        } catch (e) {
-            if (e instanceof ReleaseIdReusedError) {
-                return stopWithError(e.message);
-            }
-            throw e;
-        }
-    });
-
-let vm: { connection: VmConnection; address: pulumi.Output<string> };
-let ready: pulumi.Resource[] = [];
-if (droplet) {
-    const dvm = new DigitalOceanVm("vm", {
-        app: cfg.app,
+    const app = model.app;
+    const target = cfg.target;
+    const user = target.user;
+    // On a droplet the database's data lives on the DigitalOcean volume, which outlives it.
+    const dataDir = target.kind === "digitalocean" ? dataMount(app) : undefined;
+    const proxy = model.web && cfg.proxy ? { image: cfg.proxy.image, configDir: vmPaths(app).tls, tls: cfg.tls !== undefined } : undefined;
+    const release = renderRelease({
+        model,
+        releaseId: cfg.releaseId,
         user,
-        region: droplet.region,
-        size: droplet.size,
-        image: droplet.image,
-        tags: droplet.tags,
-        volumeSizeGb: droplet.volumeSizeGb,
-        reservedIp: droplet.reservedIp,
-        deployPublicKey: droplet.deployPublicKey,
-        deployPrivateKey: cfg.secrets.sshPrivateKey ? pulumi.secret(cfg.secrets.sshPrivateKey) : undefined,
+        logMaxSize: cfg.appDescription.logMaxSize,
+        logMaxFiles: cfg.appDescription.logMaxFiles,
+        defaultLimits: cfg.appDescription.defaultLimits,
+        limits: cfg.appDescription.limits,
+        proxy,
+        dataDir,
+        settings: {
+            healthRetries: cfg.healthRetries,
+            healthIntervalSeconds: cfg.healthIntervalSeconds,
+            backupKeep: cfg.backupKeep,
+            backupMinFreeMb: cfg.backupMinFreeMb,
+        },
     });
-    new CloudFirewall("firewall", { app: cfg.app, dropletId: dvm.droplet.id.apply(Number), ...rules! });
-    // Every remote command reaches the VM through the release-gated address.
-    vm = { address: dvm.address, connection: { ...dvm.connection, host: pulumi.all([decision, dvm.address]).apply(([, a]) => a) } };
-    ready = dvm.ready;
-} else {
-    vm = new ExistingHost("vm", {
-        address: decision.apply(() => cfg.host!.address),
-        port: cfg.host!.port,
-        user,
-        privateKey: pulumi.secret(cfg.secrets.sshPrivateKey ?? ""),
-        hostPublicKey: cfg.host!.hostPublicKey,
+    const composeCheck = checkWithDockerCompose(release.files, envKeys(model), app);
+    if (composeCheck.ok === false) {
+        refuse(`Invalid onevm configuration (nothing was changed):\n  - ${composeCheck.problem}`);
+    } else if (composeCheck.ok === "skipped") {
+        pulumi.log.warn(composeCheck.reason);
+    }
+    const rules = target.kind === "digitalocean" ? firewallRules({ sshAllowedCidrs: target.sshAllowedCidrs, tlsIngress: cfg.tls !== undefined }) : undefined;
+    const violations = checkPolicy({
+        inbound: rules?.inbound ?? [],
+        composeText: release.composeText,
+        allowWorldSsh: target.kind === "digitalocean" && target.allowWorldSsh,
+        tlsIngress: cfg.tls !== undefined,
     });
-}
-// The VM's public address: the reserved IP or the droplet's IPv4, or the configured host.
-export const address: pulumi.Input<string> = droplet ? vm.address : cfg.host!.address;
-export const sshCommand = pulumi.interpolate`ssh -p ${cfg.host?.port ?? 22} ${user}@${address}`;
-export const healthCheck = pulumi.interpolate`${sshCommand} curl -fsS http://127.0.0.1:8080/health`;
-// What `npm run restore` (scripts/restore.sh) needs besides the config to reach a droplet:
-// the host key every connection pins, and the deploy key onevm generated ("" when the
-// operator brought their own: it is onevm:sshPrivateKey). Both come from state, no VM read.
-export const sshHostPublicKey = vm.connection.hostKey;
-export const deployPrivateKey = droplet && !droplet.deployPublicKey ? pulumi.secret(vm.connection.privateKey) : "";
-export const images = cfg.images;
-export const imageArchives = cfg.imageTransport === "archive" ? [...new Set(Object.values(allImages))].map(archiveName) : [];
+    if (violations.length > 0) {
+        refuse(`onevm policy refuses this stack (nothing was changed):\n${violations.map((v) => `  - ${v}`).join("\n")}`);
+    }
 
-let tlsCaCertificate: pulumi.Output<string> | undefined;
-let releaseOutputs: Record<"releaseId" | "previousReleaseId" | "releases" | "releaseContentHash", pulumi.Output<unknown> | undefined> = {
-    releaseId: undefined,
-    previousReleaseId: undefined,
-    releases: undefined,
-    releaseContentHash: undefined,
+    const vm =
+        target.kind === "digitalocean"
+            ? new DigitalOceanVm("vm", {
+                  app,
+                  user,
+                  region: target.region,
+                  size: target.size,
+                  image: target.image,
+                  tags: target.tags,
+                  volumeSizeGb: target.volumeSizeGb,
+                  reservedIp: target.reservedIp,
+                  deployPublicKey: target.deployPublicKey,
+                  deployPrivateKey: cfg.secrets.sshPrivateKey ? pulumi.secret(cfg.secrets.sshPrivateKey) : undefined,
+              })
+            : new ExistingHost("vm", {
+                  address: target.address,
+                  port: target.port,
+                  user,
+                  privateKey: pulumi.secret(cfg.secrets.sshPrivateKey ?? ""),
+                  hostPublicKey: target.hostPublicKey,
+              });
+    if (vm instanceof DigitalOceanVm) {
+        new CloudFirewall("firewall", { app, dropletId: vm.droplet.id.apply(Number), ...rules! });
+    }
+
+    const vmReady = vm instanceof DigitalOceanVm ? vm.ready : [];
+    const deployment = target.kind === "digitalocean" && target.infrastructureOnly ? undefined : deployOnVm(cfg, app, vm.connection, vmReady, vm.address, release, model, dataDir);
+    const activated = deployment?.activated;
+    const record = activated?.apply(() =>
+        recordRelease(previous.releases, cfg.releaseId, { hash: model.releaseHash, content: releaseContent(model) }, cfg.keepReleases + 2),
+    );
+    const port = target.kind === "existing" ? target.port : 22;
+    return {
+        /** The VM's address: the reserved IP or the droplet's IPv4, or the configured host. */
+        address: vm.address,
+        sshCommand: pulumi.interpolate`ssh -p ${port} ${user}@${vm.address}`,
+        healthCheck: model.web ? pulumi.interpolate`ssh -p ${port} ${user}@${vm.address} curl -fsS http://127.0.0.1:${model.web.hostPort}${model.web.checks[0].path}` : "",
+        /** The host key every connection pins, and the deploy key onevm generated ("" when the operator brought one). */
+        sshHostPublicKey: vm.connection.hostKey,
+        deployPrivateKey: target.kind === "digitalocean" && !target.deployPublicKey ? pulumi.secret(vm.connection.privateKey) : "",
+        app,
+        images: release.images,
+        // Recorded only once the activation succeeded: after a failed release the stack keeps
+        // naming the release the VM is really on, which the next deploy's decision starts from.
+        releaseId: activated?.apply(() => cfg.releaseId),
+        // "" until a second release has been deployed (an undefined output is dropped with a warning).
+        previousReleaseId: activated?.apply(() => decision.previousReleaseId ?? ""),
+        releases: record,
+        releaseHash: activated?.apply(() => model.releaseHash),
+        tlsCaCertificate: cfg.tls ? deployment?.tlsCaCertificate : undefined,
+        httpsUrl: cfg.tls ? pulumi.interpolate`https://${cfg.tls.domain ?? vm.address}/` : "",
+    };
 };
 
-/** Everything that runs on the VM: secrets, release, unit, backups. Returns the activation's id. */
-function deployOnVm(): pulumi.Output<string> {
-    const dbPassword = new random.RandomPassword("db-password", {
-        length: 32,
-        special: false,
-        keepers: { version: String(cfg.dbPasswordVersion) },
-    });
-
-    const envText = pulumi.secret(
-        dbPassword.result.apply((password) =>
-            renderEnv({
-                POSTGRES_USER: cfg.postgresUser,
-                POSTGRES_PASSWORD: password,
-                POSTGRES_DB: cfg.postgresDb,
-                DATABASE_URL: databaseUrl(cfg.postgresUser, password, cfg.postgresDb),
-                REDIS_URL: "redis://redis:6379/0",
-                TELEGRAM_BOT_TOKEN: cfg.secrets.telegramBotToken,
-                ...cfg.secrets.appEnv,
-            }),
-        ),
-    );
-    const unit = unitName(cfg.app);
-    const cron = cronName(cfg.app);
-    const setup = new HostSetup("host", {
-        connection: vm.connection,
-        app: cfg.app,
-        user: user,
-        stack: stackIdentity(pulumi.getOrganization(), pulumi.getProject(), pulumi.getStack()),
-        toolsSourceDir: REMOTE_SCRIPTS_DIR,
-        toolsHash: toolsHash(),
-        unitName: unit,
-        cronName: cron,
-        cloudInitTimeoutSeconds: droplet ? 900 : undefined,
-    }, { dependsOn: ready });
-
-    // The proxy's files must be on the VM before a release with the proxy starts. One
-    // resource name for every mode: turning TLS on or off updates the files in place.
-    const ingress = cfg.proxy
-        ? new TlsIngress(
-              "tls",
-              { connection: vm.connection, app: cfg.app, mode: cfg.proxy.mode, address, domain: cfg.tls?.domain, email: cfg.tls?.email },
-              { dependsOn: [setup.ready] },
-          )
+/** Everything that runs on the VM: secrets, the proxy's files, the release, unit, backups. */
+function deployOnVm(
+    cfg: OnevmConfig,
+    app: string,
+    connection: VmConnection,
+    vmReady: pulumi.Resource[],
+    address: pulumi.Output<string>,
+    release: ReturnType<typeof renderRelease>,
+    model: ReturnType<typeof loadConfiguredApp>,
+    dataDir: string | undefined,
+): VmDeployment {
+    const target = cfg.target;
+    const database = model.database;
+    const dbPassword = database
+        ? new random.RandomPassword("db-password", { length: 32, special: false, keepers: { version: String(cfg.dbPasswordVersion) } })
         : undefined;
-    tlsCaCertificate = cfg.tls ? ingress?.caCertPem : undefined;
-
-    const secrets = new SecretsFile(
-        "secrets",
-        {
-            connection: vm.connection,
-            app: cfg.app,
-            envText,
-            dbPasswordSql: pulumi.secret(
-                dbPassword.result.apply((pw) => alterRolePasswordSql(cfg.postgresUser, scramSha256Verifier(pw, cfg.app))),
-            ),
-        },
-        { dependsOn: [setup.ready] },
+    const envText = pulumi.secret(
+        pulumi
+            .output(dbPassword?.result ?? "")
+            .apply((password) => renderAppEnv(cfg.secrets.appEnv, database ? { role: database, password } : undefined)),
     );
-
-    const release = new Release(
-        "release",
-        {
-            connection: vm.connection,
+    const { ssh: offsiteSsh, s3: offsiteS3 } = cfg.offsite;
+    const cron = cronName(app);
+    return new VmDeployment("app", {
+        connection,
+        vmReady,
+        app,
+        user: target.user,
+        stack: stackIdentity(pulumi.getOrganization(), pulumi.getProject(), pulumi.getStack()),
+        engineDir: VM_ENGINE_DIR,
+        engineHash: vmEngineHash(),
+        cloudInitTimeoutSeconds: target.kind === "digitalocean" ? 900 : undefined,
+        dataDirs: dataDir ? databaseVolumes(model).map((volume) => `${dataDir}/${volume}`) : [],
+        unitName: unitName(app),
+        unitText: renderUnit(app, target.user),
+        cronName: cron,
+        cronText: database
+            ? renderBackupCron({ app, user: target.user, schedule: cfg.backupSchedule, keep: cfg.backupKeep, minFreeMb: cfg.backupMinFreeMb })
+            : undefined,
+        proxy:
+            model.web && cfg.proxy
+                ? { mode: cfg.proxy.mode, upstream: `${model.web.service}:${model.web.port}`, address, domain: cfg.tls?.domain, email: cfg.tls?.email }
+                : undefined,
+        env: {
+            text: envText,
+            database:
+                database && dbPassword
+                    ? { service: database.service, passwordSql: pulumi.secret(dbPassword.result.apply((pw) => alterRolePasswordSql(database.user, scramSha256Verifier(pw, app)))) }
+                    : undefined,
+        },
+        release: {
             activation: {
-                app: cfg.app,
+                app,
                 releaseId: cfg.releaseId,
                 operator: cfg.operator,
                 healthRetries: cfg.healthRetries,
                 healthIntervalSeconds: cfg.healthIntervalSeconds,
+                backupMinFreeMb: cfg.backupMinFreeMb,
                 keepReleases: cfg.keepReleases,
             },
-            composeText: bundle.composeText,
-            bundle: bundle.base64,
-            bundleHash: bundle.hash,
-            imageArchives: cfg.imageTransport === "archive" ? imageArchivePaths(allImages, cfg.imageArchiveDir) : [],
-            envHash: envText.apply(sha256),
+            composeText: release.composeText,
+            bundle: bundleBase64(release.files),
+            contentHash: release.contentHash,
+            releaseHash: release.releaseHash,
+            imageArchives: cfg.imageTransport === "archive" ? imageArchivePaths(Object.values(release.images), cfg.imageArchiveDir) : [],
         },
-        { dependsOn: [setup.ready, secrets.written, ...(ingress ? [ingress.installed] : [])] },
-    );
-
-    new SystemdUnit(
-        "unit",
-        { connection: vm.connection, app: cfg.app, unitName: unit, unitText: renderUnit(cfg.app, user) },
-        { dependsOn: [release] },
-    );
-
-    const { ssh: offsiteSsh, s3: offsiteS3 } = cfg.offsite;
-    if (offsiteSsh || offsiteS3) {
-        new OffsiteTargets(
-            "offsite",
-            {
-                connection: vm.connection,
-                app: cfg.app,
-                filesJson: pulumi.secret(
-                    renderOffsiteFiles({
-                        ssh: offsiteSsh && { ...offsiteSsh, privateKey: cfg.secrets.offsiteSshPrivateKey! },
-                        s3: offsiteS3 && {
-                            ...offsiteS3,
-                            accessKeyId: cfg.secrets.offsiteS3AccessKeyId!,
-                            secretAccessKey: cfg.secrets.offsiteS3SecretAccessKey!,
-                        },
-                    }),
-                ),
-            },
-            { dependsOn: [setup.ready] },
-        );
-    }
-
-    new BackupCron(
-        "backup",
-        {
-            connection: vm.connection,
-            app: cfg.app,
-            cronName: cron,
-            cronText: renderBackupCron({
-                app: cfg.app,
-                user: user,
-                schedule: cfg.backupSchedule,
-                keep: cfg.backupKeep,
-                minFreeMb: cfg.backupMinFreeMb,
-            }),
-        },
-        { dependsOn: [setup.ready] },
-    );
-    return release.activation.id;
+        offsiteFilesJson:
+            offsiteSsh || offsiteS3
+                ? pulumi.secret(
+                      renderOffsiteFiles({
+                          ssh: offsiteSsh && { ...offsiteSsh, privateKey: cfg.secrets.offsiteSshPrivateKey! },
+                          s3: offsiteS3 && {
+                              ...offsiteS3,
+                              prefix: offsiteS3.prefix ?? `${app}/`,
+                              accessKeyId: cfg.secrets.offsiteS3AccessKeyId!,
+                              secretAccessKey: cfg.secrets.offsiteS3SecretAccessKey!,
+                          },
+                      }),
+                  )
+                : undefined,
+    });
 }
-
-if (!droplet?.infrastructureOnly) {
-    // Recorded only once the activation succeeded: after a failed release the stack keeps
-    // naming the release the VM is really on, which the next deploy's decision starts from.
-    const activated = pulumi.all([deployOnVm(), decision]);
-    releaseOutputs = {
-        releaseId: activated.apply(() => cfg.releaseId),
-        // "" until a second release has been deployed (an undefined output is dropped with a warning).
-        previousReleaseId: activated.apply(([, d]) => d.previousReleaseId ?? ""),
-        releases: activated.apply(([, d]) => d.releases),
-        releaseContentHash: activated.apply(() => bundle.hash),
-    };
-}
-export const { releaseId, previousReleaseId, releases, releaseContentHash } = releaseOutputs;
-// The CA clients trust (certificate mode), and where the app answers publicly.
-export { tlsCaCertificate };
-export const httpsUrl = cfg.tls ? pulumi.interpolate`https://${cfg.tls.domain ?? address}/` : "";

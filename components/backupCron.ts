@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { installCronCommand } from "../lib/remote";
+import { installCronCommand, removeCronCommand } from "../lib/remote";
 import { commandConnection, remoteDefaults, secretOutputs, VmConnection } from "./connection";
 
 export interface BackupCronArgs {
@@ -12,7 +12,7 @@ export interface BackupCronArgs {
     readonly cronText: string;
 }
 
-/** The /etc/cron.d entry that runs the verified PostgreSQL backup on schedule. */
+/** The /etc/cron.d entry that runs the verified PostgreSQL backup on schedule; removed with the database role. */
 export class BackupCron extends pulumi.ComponentResource {
     constructor(name: string, args: BackupCronArgs, opts?: pulumi.ComponentResourceOptions) {
         super("onevm:index:BackupCron", name, {}, opts);
@@ -22,9 +22,11 @@ export class BackupCron extends pulumi.ComponentResource {
                 ...remoteDefaults,
                 connection: commandConnection(args.connection),
                 create: installCronCommand(args.app, args.cronName),
+                delete: removeCronCommand(args.cronName),
                 stdin: args.cronText,
             },
-            { parent: this, ...secretOutputs },
+            // A replacement must not delete the entry its successor just wrote.
+            { parent: this, deleteBeforeReplace: true, ...secretOutputs },
         );
         this.registerOutputs({});
     }

@@ -33,3 +33,12 @@ export const remoteDefaults = {
 } as const;
 
 export const secretOutputs: pulumi.CustomResourceOptions = { additionalSecretOutputs: ["stdout", "stderr"] };
+
+/**
+ * The same connection, usable only once `gate` resolves: every remote command waits for
+ * it, and none runs when it fails. The gate is what must hold before onevm touches the VM
+ * (the VM's host key proven to be the pinned one).
+ */
+export function connectionAfter(gate: pulumi.Input<unknown>, c: VmConnection): VmConnection {
+    return { ...c, host: pulumi.all([gate, c.host]).apply(([, host]) => host) };
+}

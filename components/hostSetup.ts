@@ -12,7 +12,7 @@ export interface HostSetupArgs {
      * and refuses, before anything changes, when another stack owns the app on this host.
      */
     readonly stack: string;
-    /** Directory of onevm's remote scripts (scripts/remote) and their content hash. */
+    /** Directory of onevm's VM engine (vm/) and its content hash. */
     readonly toolsSourceDir: string;
     readonly toolsHash: string;
     /** Names of the unit and cron entry that uninstall removes on `pulumi destroy`. */
@@ -20,6 +20,8 @@ export interface HostSetupArgs {
     readonly cronName: string;
     /** A fresh droplet: wait (at most this many seconds) for cloud-init before the first command. */
     readonly cloudInitTimeoutSeconds?: number;
+    /** Directories the database's volumes are bound to (created when missing). */
+    readonly dataDirs?: string[];
 }
 
 /**
@@ -66,7 +68,7 @@ export class HostSetup extends pulumi.ComponentResource {
             {
                 ...remoteDefaults,
                 connection,
-                create: bootstrapCommand(args.app, args.user),
+                create: bootstrapCommand(args.app, args.user, args.dataDirs),
                 delete: uninstallCommand(args.app, args.unitName, args.cronName, args.stack),
                 // Re-run the (idempotent) bootstrap when onevm's scripts change.
                 environment: { ONEVM_TOOLS: args.toolsHash },

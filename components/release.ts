@@ -1,7 +1,7 @@
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { ImageArchive } from "../lib/artifacts";
+import { ImageArchive } from "../lib/images";
 import { activateCommand, ActivateOptions, installReleaseCommand } from "../lib/remote";
 import { vmPaths } from "../lib/render/paths";
 import { commandConnection, remoteDefaults, secretOutputs, VmConnection } from "./connection";
@@ -12,9 +12,11 @@ export interface ReleaseArgs {
     readonly activation: ActivateOptions;
     /** Rendered compose file; also shown by `pulumi preview --diff`. */
     readonly composeText: string;
-    /** base64 tar.gz of the release bundle and the bundle's content hash. */
+    /** base64 tar.gz of the rendered release (secret-free). */
     readonly bundle: pulumi.Input<string>;
-    readonly bundleHash: string;
+    /** The rendered bundle's hash and the release's identity (docs/vm-contract.md). */
+    readonly contentHash: string;
+    readonly releaseHash: string;
     /** `docker save` archives to upload for `archive` image transport (empty for `registry`). */
     readonly imageArchives: ImageArchive[];
     /** Hash of shared/.env (secret): a change restarts the services whose environment changed. */
@@ -23,8 +25,8 @@ export interface ReleaseArgs {
 
 /**
  * One release of the compose stack: its images (when shipped as archives), its bundle in
- * releases/<id>/, and its activation — lock, pre-deploy backup, migrate, atomic switch,
- * start, health gate, automatic switch back on failure — run by scripts/remote/activate.sh.
+ * releases/<id>/, and its activation (lock, pre-deploy backup, migrate, atomic switch,
+ * start, health gate, automatic switch back on failure) run by vm/activate.sh.
  */
 export class Release extends pulumi.ComponentResource {
     public readonly releaseId: string;
@@ -54,7 +56,7 @@ export class Release extends pulumi.ComponentResource {
             {
                 ...remoteDefaults,
                 connection,
-                create: installReleaseCommand(app, this.releaseId, args.bundleHash),
+                create: installReleaseCommand(app, this.releaseId, args.contentHash, args.releaseHash),
                 stdin: args.bundle,
             },
             { parent: this, ...secretOutputs },

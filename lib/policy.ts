@@ -1,13 +1,13 @@
 /**
- * onevm's exposure policy, checked before anything is registered: the database, the cache
- * and the app port are never reachable from outside the VM, and SSH is open to the whole
- * internet only when the operator said so. Pure; the program throws PolicyError.
+ * onevm's exposure policy, checked before anything is registered: from outside the VM
+ * only SSH (and 80/443 with TLS ingress, through the proxy) is reachable, every port the
+ * compose file publishes is on the VM's loopback (the proxy's 80/443 excepted), and SSH
+ * is open to the whole internet only when the operator said so. Pure.
  */
 import { parse } from "yaml";
+import { PROXY_SERVICE } from "./app";
 import { InboundRule } from "./render/firewall";
 
-/** Ports that stay inside the VM: PostgreSQL, Redis, the app (behind the proxy). */
-export const INTERNAL_PORTS: Record<number, string> = { 5432: "PostgreSQL", 6379: "Redis", 8080: "the app's HTTP port" };
 const WORLD = ["0.0.0.0/0", "::/0"];
 const LOOPBACK = ["127.0.0.1", "::1", "[::1]", "localhost"];
 
@@ -17,13 +17,8 @@ export interface PolicyInput {
     /** The rendered compose file. */
     composeText: string;
     allowWorldSsh: boolean;
-}
-
-export class PolicyError extends Error {
-    constructor(readonly violations: string[]) {
-        super(`onevm policy refuses this stack (nothing was changed):\n${violations.map((v) => `  - ${v}`).join("\n")}`);
-        this.name = "PolicyError";
-    }
+    /** TLS ingress: the proxy may publish 80 and 443 on every interface. */
+    tlsIngress: boolean;
 }
 
 /** Does a DigitalOcean port range ("22", "8000-9000", "all", absent = all) include port? */
@@ -33,32 +28,27 @@ export function portInRange(port: number, range: string | undefined): boolean {
     return port >= lo && port <= (hi ?? lo);
 }
 
-/** compose port "[ip:]host:container[/proto]" -> bind address and ports. */
-function parsePort(p: unknown): { ip: string; ports: number[] } {
+/** compose port "[ip:][host:]container[/proto]" or long syntax -> bind address and published ports. */
+function published(p: unknown): { ip: string; ports: number[] } {
     if (typeof p === "object" && p !== null) {
         const o = p as Record<string, unknown>;
-        return { ip: String(o.host_ip ?? ""), ports: [Number(o.published), Number(o.target)] };
+        return { ip: String(o.host_ip ?? ""), ports: o.published === undefined ? [] : [Number(o.published)] };
     }
-    const s = String(p).replace(/\/(tcp|udp)$/, "");
-    const m = s.match(/^(?:(\[[^\]]+\]|[^:]+):)?(\d+(?:-\d+)?):(\d+(?:-\d+)?)$/) ?? s.match(/^()(\d+)$/);
+    const s = String(p).replace(/\/(tcp|udp|sctp)$/, "");
+    const m = /^(?:(\[[^\]]+\]|[^:[\]]*):)?(\d*(?:-\d+)?):(\d+(?:-\d+)?)$/.exec(s);
     if (!m) return { ip: "", ports: [] };
-    const ip = m[1] ?? "";
-    const expand = (r?: string) => {
-        if (!r) return [];
-        const [a, b] = r.split("-").map(Number);
-        return Array.from({ length: (b ?? a) - a + 1 }, (_, i) => a + i);
-    };
-    return { ip, ports: [...expand(m[2]), ...expand(m[3])] };
+    const [a, b] = (m[2] || "0").split("-").map(Number);
+    return { ip: m[1] ?? "", ports: Array.from({ length: (b ?? a) - a + 1 }, (_, i) => a + i) };
 }
 
 export function checkPolicy(i: PolicyInput): string[] {
     const v: string[] = [];
+    const allowed = new Set([22, ...(i.tlsIngress ? [80, 443] : [])]);
     for (const r of i.inbound) {
         if (r.protocol === "icmp") continue;
-        for (const [port, what] of Object.entries(INTERNAL_PORTS)) {
-            if (portInRange(Number(port), r.portRange)) {
-                v.push(`firewall inbound ${r.protocol} ${r.portRange ?? "all"} from ${r.sourceAddresses.join(", ")} exposes ${port} (${what}); it must stay internal`);
-            }
+        const opened = r.portRange === undefined || r.portRange === "all" || r.portRange === "0" || r.portRange === "" || !r.portRange.split("-").every((x) => allowed.has(Number(x)));
+        if (opened) {
+            v.push(`firewall inbound ${r.protocol} ${r.portRange ?? "all"} from ${r.sourceAddresses.join(", ")} opens more than SSH${i.tlsIngress ? " and 80/443" : ""}`);
         }
         const world = r.sourceAddresses.filter((s) => WORLD.includes(s));
         if (r.protocol === "tcp" && portInRange(22, r.portRange) && world.length > 0 && !i.allowWorldSsh) {
@@ -68,10 +58,11 @@ export function checkPolicy(i: PolicyInput): string[] {
     const services = (parse(i.composeText)?.services ?? {}) as Record<string, { ports?: unknown[] }>;
     for (const [name, svc] of Object.entries(services)) {
         for (const p of svc.ports ?? []) {
-            const { ip, ports } = parsePort(p);
-            const exposed = ports.filter((x) => x in INTERNAL_PORTS);
-            if (exposed.length > 0 && !LOOPBACK.includes(ip)) {
-                v.push(`compose service ${name} publishes ${JSON.stringify(p)} on ${ip || "all interfaces"}: ${[...new Set(exposed)].join(", ")} must bind to 127.0.0.1 only`);
+            const { ip, ports } = published(p);
+            if (LOOPBACK.includes(ip)) continue;
+            const proxyTls = name === PROXY_SERVICE && i.tlsIngress && ports.every((x) => x === 80 || x === 443);
+            if (!proxyTls) {
+                v.push(`compose service ${name} publishes ${JSON.stringify(p)} on ${ip || "all interfaces"}: only the proxy's 80/443 may leave the VM's loopback`);
             }
         }
     }

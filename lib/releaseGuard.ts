@@ -1,52 +1,100 @@
 /**
- * Decides, from the stack's previous outputs, what a deploy means before anything runs:
- * a new release, a re-run of the current one, or a rollback to an earlier one; and
- * refuses to reuse a release ID for different content (release IDs are immutable).
+ * Decides, from the stack's previous outputs, what a deploy means before anything runs: a
+ * new release, a re-run of the current one, or a rollback to an earlier one; where the
+ * release's content comes from (the config, or the stack's record of an earlier release);
+ * and refuses to reuse a release ID for different content (release IDs are immutable).
  */
+import { ReleaseContent } from "./app";
+
+/** What the stack records per release ID: the identity hash and, for recent ones, the content. */
+export interface ReleaseRecordEntry {
+    hash: string;
+    content?: ReleaseContent;
+}
+
 export interface PreviousOutputs {
     releaseId?: string;
     previousReleaseId?: string;
-    /** Release ID -> content hash of every release this stack has deployed. */
-    releases?: Record<string, string>;
+    /** Release ID -> record, in deploy order. A plain string is an older onevm's hash of its own rendering. */
+    releases?: Record<string, ReleaseRecordEntry | string>;
 }
 
 export interface ReleaseDecision {
     kind: "first" | "same" | "forward" | "rollback";
     previousReleaseId?: string;
-    releases: Record<string, string>;
+    /** The content comes from the config (compose file + onevm:images) or from the stack's record. */
+    source: "config" | "record";
     /** What preview and up print for the operator. */
     notice?: string;
 }
 
 export class ReleaseIdReusedError extends Error {}
 
-export function decideRelease(prev: PreviousOutputs | undefined, releaseId: string, contentHash: string): ReleaseDecision {
-    const releases = { ...(prev?.releases ?? {}) };
-    const known = releases[releaseId];
-    if (known !== undefined && known !== contentHash) {
-        throw new ReleaseIdReusedError(
-            `release ${releaseId} was deployed before with different content (hash ${known.slice(0, 12)}, now ${contentHash.slice(0, 12)}): ` +
-                "release IDs are immutable; choose a new onevm:releaseId for new images or compose changes. Nothing was changed.",
-        );
-    }
-    releases[releaseId] = contentHash;
+/**
+ * `configHash` is the identity of what the config describes, or undefined when that does
+ * not make a valid app (only an earlier recorded release can then be deployed).
+ */
+export function decideRelease(prev: PreviousOutputs | undefined, releaseId: string, configHash: string | undefined): ReleaseDecision {
+    const entry = prev?.releases?.[releaseId];
     const current = prev?.releaseId;
+    const known = entry !== undefined;
+    // An older onevm recorded a hash of its own rendering: nothing to compare with.
+    const legacy = typeof entry === "string";
+    const recorded = known && !legacy ? (entry as ReleaseRecordEntry) : undefined;
+    const matches = recorded === undefined || configHash === recorded.hash;
+    const rollbackNotice = (how: string) =>
+        `Rolling back from ${current} to ${releaseId}: ${how}. The database is NOT restored: schema changes of later releases stay applied. ` +
+        "To restore data, run the restore command on a named backup.";
+
     if (current === undefined) {
-        return { kind: "first", releases };
+        return { kind: "first", source: "config" };
     }
     if (current === releaseId) {
-        return { kind: "same", previousReleaseId: prev?.previousReleaseId, releases };
+        if (!matches && configHash !== undefined) {
+            throw new ReleaseIdReusedError(
+                `release ${releaseId} was deployed before with different content (hash ${recorded!.hash.slice(0, 12)}, now ${configHash.slice(0, 12)}): ` +
+                    "release IDs are immutable; choose a new onevm:releaseId for new images or Compose file changes. Nothing was changed.",
+            );
+        }
+        return { kind: "same", previousReleaseId: prev?.previousReleaseId, source: matches ? "config" : "record" };
     }
-    if (known !== undefined) {
-        return {
-            kind: "rollback",
-            previousReleaseId: current,
-            releases,
-            notice:
-                `Rolling back from ${current} to ${releaseId}: images, compose file and non-secret config return to ${releaseId}. ` +
-                "The database is NOT restored: schema changes of later releases stay applied. " +
-                "To restore data, run the restore command on a named backup (see README).",
-        };
+    if (!known) {
+        return { kind: "forward", previousReleaseId: current, source: "config", notice: `Deploying ${releaseId} (current: ${current}).` };
     }
-    return { kind: "forward", previousReleaseId: current, releases, notice: `Deploying ${releaseId} (current: ${current}).` };
+    if (matches && configHash !== undefined) {
+        return { kind: "rollback", previousReleaseId: current, source: "config", notice: rollbackNotice("its images and Compose file are the configured ones") };
+    }
+    if (recorded?.content === undefined) {
+        throw new ReleaseIdReusedError(
+            `release ${releaseId} was deployed before, but its content is no longer recorded in this stack (only the newest releases' are) ` +
+                "and the configured images and Compose file differ from it: set them back to what it ran, or deploy a new onevm:releaseId. Nothing was changed.",
+        );
+    }
+    return {
+        kind: "rollback",
+        previousReleaseId: current,
+        source: "record",
+        notice: rollbackNotice("its images, Compose file and files come from this stack's record of it (the configured ones are for new releases)"),
+    };
+}
+
+/**
+ * The record after deploying releaseId: its entry moves to the end (deploy order), and
+ * only the newest `keepContent` entries keep their content (older IDs stay immutable by hash).
+ */
+export function recordRelease(
+    releases: PreviousOutputs["releases"],
+    releaseId: string,
+    entry: ReleaseRecordEntry,
+    keepContent: number,
+): Record<string, ReleaseRecordEntry> {
+    const ordered = Object.entries(releases ?? {}).filter(([id]) => id !== releaseId);
+    ordered.push([releaseId, entry]);
+    const firstWithContent = ordered.length - keepContent;
+    return Object.fromEntries(
+        ordered.map(([id, e], i) => {
+            const hash = typeof e === "string" ? e : e.hash;
+            return [id, i >= firstWithContent && typeof e !== "string" && e.content ? { hash, content: e.content } : { hash }];
+        }),
+    );
 }

@@ -103,8 +103,9 @@ export function waitForCloudInit(timeoutSeconds: number): string {
     ].join("\n");
 }
 
-export function bootstrapCommand(app: string, user: string): string {
-    return script(app, "bootstrap-host.sh", ["--app", app, "--user", user], true);
+/** Docker and the app's directories; `dataDirs`: directories database volumes are bound to. */
+export function bootstrapCommand(app: string, user: string, dataDirs: string[] = []): string {
+    return script(app, "bootstrap-host.sh", ["--app", app, "--user", user, ...dataDirs.flatMap((d) => ["--data-dir", d])], true);
 }
 
 /** Uninstalls the app and releases this stack's claim (refused when another stack owns it). */
@@ -116,13 +117,14 @@ export function writeEnvCommand(app: string): string {
     return script(app, "write-env.sh", ["--app-dir", vmPaths(app).root]);
 }
 
-/** Sets the database role's password from an ALTER ROLE statement (SCRAM verifier) on stdin. */
-export function setDbPasswordCommand(app: string): string {
-    return script(app, "set-db-password.sh", ["--app-dir", vmPaths(app).root]);
+/** Sets the database role's password in the running database service from an ALTER ROLE statement (SCRAM verifier) on stdin. */
+export function setDbPasswordCommand(app: string, service: string): string {
+    return script(app, "set-db-password.sh", ["--app-dir", vmPaths(app).root, "--service", service]);
 }
 
-export function installReleaseCommand(app: string, releaseId: string, hash: string): string {
-    return script(app, "install-release.sh", ["--app-dir", vmPaths(app).root, "--id", releaseId, "--hash", hash]);
+/** Installs (or re-renders in place) releases/<id> from the bundle on stdin. */
+export function installReleaseCommand(app: string, releaseId: string, contentHash: string, releaseHash: string): string {
+    return script(app, "install-release.sh", ["--app-dir", vmPaths(app).root, "--id", releaseId, "--hash", contentHash, "--release-hash", releaseHash]);
 }
 
 export interface ActivateOptions {
@@ -131,6 +133,7 @@ export interface ActivateOptions {
     operator: string;
     healthRetries: number;
     healthIntervalSeconds: number;
+    backupMinFreeMb: number;
     keepReleases: number;
 }
 
@@ -148,6 +151,8 @@ export function activateCommand(o: ActivateOptions): string {
         o.healthRetries,
         "--health-interval",
         o.healthIntervalSeconds,
+        "--backup-min-free-mb",
+        o.backupMinFreeMb,
     ]);
     const prune = script(o.app, "prune-releases.sh", ["--app-dir", root, "--keep", o.keepReleases]);
     return `${activate} && ${prune}`;
@@ -161,12 +166,14 @@ export function installCronCommand(app: string, cron: string): string {
     return script(app, "install-cron.sh", ["--name", cron], true);
 }
 
-/** The uid of the proxy image's user (app/images/caddy): owner of the TLS key on the VM. */
-export const PROXY_UID = 480;
+/** Removes the backup cron entry (the app lost its database role); uninstall.sh removes it on destroy. */
+export function removeCronCommand(cron: string): string {
+    return `sudo -n rm -f -- /etc/cron.d/${cron}`;
+}
 
 /** Installs shared/tls (Caddyfile, cert, key) from a base64 tar.gz on stdin; reloads a running proxy. */
 export function installTlsCommand(app: string): string {
-    return script(app, "install-tls.sh", ["--app-dir", vmPaths(app).root, "--proxy-uid", PROXY_UID], true);
+    return script(app, "install-tls.sh", ["--app-dir", vmPaths(app).root], true);
 }
 
 /** Removes shared/tls when TLS ingress is turned off (uninstall.sh removes it on destroy). */

@@ -163,11 +163,36 @@ export const envValue: Rule<string> = (v) => (v.includes("\0") ? "must not conta
 
 export const nonEmpty: Rule<string> = (v) => (v.trim() === "" ? "must not be empty" : undefined);
 
-/** An OpenSSH public key line, e.g. a host key to pin: "ssh-ed25519 AAAA... [comment]". */
+const KEY_LINE = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521)|sk-ssh-ed25519@openssh\.com) ([A-Za-z0-9+/]+={0,3})(?: [^\r\n]*)?$/;
+
+/**
+ * The key lines in an authorized_keys, known_hosts or `ssh-keyscan` text, as "TYPE BASE64":
+ * a leading host field (keyscan, known_hosts) and `#` comment lines are dropped.
+ */
+function keyLines(text: string): string[] {
+    return text
+        .split(/\r?\n/)
+        .map((l) => l.trim())
+        .filter((l) => l !== "" && !l.startsWith("#"))
+        .map((l) => KEY_LINE.exec(l) ?? KEY_LINE.exec(l.replace(/^\S+\s+/, "")))
+        .filter((m): m is RegExpExecArray => m !== null)
+        .map((m) => `${m[1]} ${m[2]}`);
+}
+
+/**
+ * A host key to pin, from one OpenSSH public key line or `ssh-keyscan` output (several
+ * lines: the ed25519 one is taken). "" when there is none (the rule reports that).
+ */
+export function hostKeyLine(text: string): string {
+    const keys = keyLines(text);
+    return keys.find((k) => k.startsWith("ssh-ed25519 ")) ?? keys[0] ?? "";
+}
+
+/** An OpenSSH public key line such as a host key to pin; `ssh-keyscan` output is accepted too. */
 export const sshPublicKey: Rule<string> = (v) =>
-    /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( [^\r\n]*)?$/.test(v.trim())
+    keyLines(v).length > 0
         ? undefined
-        : "must be one OpenSSH public key line such as 'ssh-ed25519 AAAAC3Nz... host' (see `ssh-keyscan` or the provider's console)";
+        : "must be an OpenSSH public key line such as 'ssh-ed25519 AAAAC3Nz... host', or `ssh-keyscan -t ed25519 HOST` output";
 
 export const sshPrivateKey: Rule<string> = (v) =>
     /-----BEGIN (OPENSSH|RSA|EC) PRIVATE KEY-----/.test(v) && /-----END (OPENSSH|RSA|EC) PRIVATE KEY-----/.test(v)
@@ -177,3 +202,11 @@ export const sshPrivateKey: Rule<string> = (v) =>
 export function oneOf<T extends string>(choices: readonly T[]): Rule<string> {
     return (v) => (choices.includes(v as T) ? undefined : `must be one of: ${choices.join(", ")}`);
 }
+
+/** A Compose service name. */
+export const serviceName: Rule<string> = (v) =>
+    /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(v) ? undefined : "must be a Compose service name (letters, digits, '_', '.', '-')";
+
+/** A lowercase PostgreSQL identifier (role or database name), safe unquoted in SQL. */
+export const pgIdentifier: Rule<string> = (v) =>
+    /^[a-z_][a-z0-9_]{0,62}$/.test(v) ? undefined : "must be a lowercase PostgreSQL identifier ([a-z_][a-z0-9_]{0,62})";

@@ -1,5 +1,6 @@
 /**
- * Renders the Caddyfile of the ingress proxy (onevm/caddy:2, Caddy 2.6).
+ * Renders the Caddyfile of the proxy in front of the web service (the official Caddy 2
+ * image, or one with its layout).
  *
  * Three modes:
  * - `loopback`: no TLS; only the plain-HTTP site on 8080 (below), which the VM's loopback
@@ -9,12 +10,12 @@
  * - `certificate`: onevm uploads a certificate and key (made with @pulumi/tls: staging or
  *   IP-only use); Caddy manages no certificate and port 80 only redirects to https.
  *
- * Either way every request goes to the app through `reverse_proxy`, and requests that
- * find no available upstream (a refused dial marks it down for a second) wait and retry for
- * `lb_try_duration` instead of failing: a restarting app container is waited for. Besides
- * 80/443 the proxy serves plain HTTP on 8080, published on the VM's loopback only (the
- * health gate's way in: bot-api itself publishes no port, so a second container of it
- * can start beside the first during a switch).
+ * Either way every request goes to the app through `reverse_proxy` to the web service, and requests
+ * that find no available upstream (a refused dial marks it down for a second) wait and
+ * retry for `lb_try_duration` instead of failing: a restarting app container is waited
+ * for. Besides 80/443 the proxy serves plain HTTP on PROXY_LISTEN_PORT, published on the
+ * VM's loopback only (the health gate's way in: the web service itself publishes no port,
+ * so a second container of it can start beside the first during a switch).
  * The file names no secret.
  */
 
@@ -30,6 +31,8 @@ export const PROXY_KEY_FILE = "key.pem";
 
 export interface CaddyfileOptions {
     mode: ProxyMode;
+    /** The web service as the proxy reaches it, `service:port` (activate.sh pins one container during a switch). */
+    upstream: string;
     /** acme: the domain to serve and certify (required). certificate: the name clients use, if any. */
     domain?: string;
     /** acme: the ACME account e-mail (expiry notices). */
@@ -41,11 +44,8 @@ export interface CaddyfileOptions {
     defaultSni?: string;
 }
 
-/** The app as the proxy reaches it: its compose service name (activate.sh pins one container during a switch). */
-export const APP_UPSTREAM = "bot-api:8080";
-
-/** The proxy's plain-HTTP site, published on the VM's loopback only: the health gate's and operators' way in. */
-export const LOOPBACK_SITE = "http://:8080";
+/** The port of the proxy's plain-HTTP site inside its container; published on the VM's loopback only. */
+export const PROXY_LISTEN_PORT = 8080;
 
 /**
  * No active health checks: activate.sh proves a new container itself before the proxy
@@ -53,9 +53,9 @@ export const LOOPBACK_SITE = "http://:8080";
  * down; requests then wait to be retried, and Caddy answers a waiting request 503 when
  * its configuration changes (a pin), measured.
  */
-function proxyBlock(): string[] {
+function proxyBlock(upstream: string): string[] {
     return [
-        `\treverse_proxy ${APP_UPSTREAM} {`,
+        `\treverse_proxy ${upstream} {`,
         // Passive: a refused dial marks the upstream down for 1 s (short: with one
         // upstream a longer memory only delays its comeback; measured 5 s -> 1 s saved ~1.5 s).
         "\t\tfail_duration 1s",
@@ -66,8 +66,8 @@ function proxyBlock(): string[] {
     ];
 }
 
-function loopbackSite(): string[] {
-    return [`${LOOPBACK_SITE} {`, ...proxyBlock(), "}", ""];
+function loopbackSite(upstream: string): string[] {
+    return [`http://:${PROXY_LISTEN_PORT} {`, ...proxyBlock(upstream), "}", ""];
 }
 
 function globalBlock(lines: string[]): string[] {
@@ -85,10 +85,10 @@ export function renderCaddyfile(o: CaddyfileOptions): string {
             ...(o.email ? [`email ${o.email}`] : []),
         ]);
         // A site with a domain: Caddy serves :80 for ACME and redirects the rest to https.
-        return [...head, ...global, `${o.domain} {`, ...proxyBlock(), "}", "", ...loopbackSite()].join("\n");
+        return [...head, ...global, `${o.domain} {`, ...proxyBlock(o.upstream), "}", "", ...loopbackSite(o.upstream)].join("\n");
     }
     if (o.mode === "loopback") {
-        return [...head, ...globalBlock(["admin localhost:2019", "auto_https off"]), ...loopbackSite()].join("\n");
+        return [...head, ...globalBlock(["admin localhost:2019", "auto_https off"]), ...loopbackSite(o.upstream)].join("\n");
     }
     const global = globalBlock([
         "admin localhost:2019",
@@ -105,9 +105,9 @@ export function renderCaddyfile(o: CaddyfileOptions): string {
         "",
         ":443 {",
         `\ttls ${PROXY_CONFIG_DIR}/${PROXY_CERT_FILE} ${PROXY_CONFIG_DIR}/${PROXY_KEY_FILE}`,
-        ...proxyBlock(),
+        ...proxyBlock(o.upstream),
         "}",
         "",
-        ...loopbackSite(),
+        ...loopbackSite(o.upstream),
     ].join("\n");
 }

@@ -1,7 +1,7 @@
 /**
  * The cloud-init user data of a droplet onevm creates: the deploy user, the pinned SSH
  * host key, Docker Engine + Compose v2 (Ubuntu 24.04 packages) and the DigitalOcean
- * volume that holds PostgreSQL's data. Pure: tests read the text.
+ * volume that holds the database's data. Pure: tests read the text.
  */
 import { stringify } from "yaml";
 
@@ -21,14 +21,13 @@ export interface CloudInitOptions {
 }
 
 export const volumeDevice = (volumeName: string) => `/dev/disk/by-id/scsi-0DO_Volume_${volumeName}`;
+/** Where the volume is mounted; the database's volumes are bound to directories under it (renderCompose's dataDir). */
 export const dataMount = (app: string) => `/mnt/${app}-data`;
-/** Where PostgreSQL keeps its files on the volume (renderCompose's dataDir). */
-export const pgDataDir = (app: string) => `${dataMount(app)}/postgres`;
 
 /**
  * Waits for the volume, formats it only when it carries no file system (a volume from a
- * previous droplet keeps its data), mounts it by UUID with nofail, and creates the
- * PostgreSQL directory. Every step is idempotent: a rerun changes nothing.
+ * previous droplet keeps its data) and mounts it by UUID with nofail; the database's
+ * directories on it are made by bootstrap-host.sh. Every step is idempotent.
  */
 export function renderMountScript(o: CloudInitOptions): string {
     const dev = volumeDevice(o.volumeName);
@@ -45,7 +44,6 @@ export function renderMountScript(o: CloudInitOptions): string {
         'uuid=$(blkid -o value -s UUID "$dev")',
         `grep -q "^UUID=$uuid " /etc/fstab || echo "UUID=$uuid ${mnt} ext4 defaults,nofail,discard,noatime 0 2" >> /etc/fstab`,
         `mountpoint -q ${mnt} || mount ${mnt}`,
-        `mkdir -p ${pgDataDir(o.app)}`,
         "",
     ].join("\n");
 }

@@ -1,167 +1,241 @@
 /**
- * Renders the compose file of a release (seed 000's topology, seed 004's logging and
- * limits). The project name is the app name in every release, so the PostgreSQL volume
- * and the containers carry over from one release to the next.
+ * Renders the compose file of a release: the user's Compose document with onevm's
+ * contract added (docs/app-model.md): the project name, images, loopback-only ports,
+ * restart policy, log rotation, limits, env from shared/.env, role labels, and the proxy
+ * in front of the web service. The user's own settings win where onevm only has a
+ * default; the stack config's limits win over both.
  */
 import { stringify } from "yaml";
-import { Images } from "../config";
+import { AppModel, ComposeService, environmentMap, PROXY_SERVICE } from "../app";
+import { DATABASE_ENV_KEYS, Limits } from "../config";
+import { PROXY_LISTEN_PORT } from "./caddyfile";
 
 export interface ComposeOptions {
-    app: string;
+    model: AppModel;
     releaseId: string;
-    images: Images;
-    /** Names (never values) of the operator's extra app environment variables. */
-    appEnvKeys?: string[];
-    /** Loopback port the app answers on, on the VM (internal only): bot-api's, or the proxy's when there is one. */
-    apiPort?: number;
+    logMaxSize: string;
+    logMaxFiles: number;
+    defaultLimits: Limits;
+    limits: Record<string, Limits>;
+    /** The proxy in front of the web service (TLS, or the loopback port only); absent when off. */
+    proxy?: ProxyOptions;
     /**
-     * Host directory that holds PostgreSQL's data (a mounted DigitalOcean volume), bound
-     * into the `pgdata` volume so the data outlives the droplet. Unset: a Docker-managed volume.
+     * Host directory under which the database service's named volumes are bound (a mounted
+     * DigitalOcean volume), so its data outlives the droplet. Unset: Docker-managed volumes.
      */
     dataDir?: string;
-    /** The ingress proxy (TLS, or on the loopback port only); absent when off: bot-api publishes the port. */
-    proxy?: ProxyOptions;
 }
 
 export interface ProxyOptions {
-    /** The Caddy image (onevm/caddy:2 by default, see app/images/caddy). */
     image: string;
-    /** VM directory holding Caddyfile, cert.pem and key.pem (/opt/<app>/shared/tls). */
+    /** VM directory holding Caddyfile (and cert.pem, key.pem with TLS), mounted at /etc/caddy. */
     configDir: string;
-    /** TLS ingress: publish 80 and 443 on every interface. Else only the app's loopback port. */
+    /** TLS ingress: publish 80 and 443 on every interface. Else only the loopback port. */
     tls: boolean;
 }
 
+/** The volume that keeps the proxy's ACME state across releases. */
+export const PROXY_DATA_VOLUME = "onevm-caddy-data";
+export const LABEL_APP = "onevm.app";
+export const LABEL_ROLE = "onevm.role";
+
+const LOOPBACK = "127.0.0.1";
+
+/** The database service's named volumes (bound to the data dir on a droplet). */
+export function databaseVolumes(model: AppModel): string[] {
+    const db = model.database && model.compose.services[model.database.service];
+    const named = (db?.volumes ?? [])
+        .map((vol) => (typeof vol === "object" && vol !== null ? (vol as Record<string, unknown>) : parseShortVolume(String(vol))))
+        .filter((vol) => vol.type === "volume" || (vol.type === undefined && typeof vol.source === "string" && /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(String(vol.source))))
+        .map((vol) => String(vol.source));
+    return [...new Set(named)].sort();
+}
+
+function parseShortVolume(s: string): Record<string, unknown> {
+    const i = s.indexOf(":");
+    return i > 0 ? { source: s.slice(0, i) } : {};
+}
+
+export function renderCompose(o: ComposeOptions): string {
+    const { model } = o;
+    const services: Record<string, ComposeService> = {};
+    for (const [name, svc] of Object.entries(model.compose.services)) {
+        services[name] = renderService(o, name, svc);
+    }
+    if (model.web && o.proxy) {
+        services[PROXY_SERVICE] = proxyService(o, o.proxy, model.web.service, model.web.hostPort);
+    }
+    const { version: _obsolete, name: _name, services: _services, ...topLevel } = model.compose;
+    const volumes: Record<string, unknown> = { ...((topLevel.volumes as Record<string, unknown>) ?? {}) };
+    if (o.dataDir) {
+        for (const vol of databaseVolumes(model)) {
+            volumes[vol] = { driver: "local", driver_opts: { type: "none", o: "bind", device: `${o.dataDir}/${vol}` } };
+        }
+    }
+    if (model.web && o.proxy) {
+        volumes[PROXY_DATA_VOLUME] = {};
+    }
+    const doc = {
+        name: model.app,
+        ...topLevel,
+        services,
+        ...(Object.keys(volumes).length > 0 ? { volumes } : {}),
+    };
+    return `# Rendered by onevm for ${model.app} release ${o.releaseId} from your Compose file. Do not edit on the VM.\n${stringify(doc, { lineWidth: 0 })}`;
+}
+
+function renderService(o: ComposeOptions, name: string, user: ComposeService): ComposeService {
+    const { model } = o;
+    const { build: _build, ...svc } = structuredClone(user);
+    const isMigrate = model.migrate === name;
+    const isWeb = model.web?.service === name;
+    svc.image = model.images[name];
+    if (isMigrate) {
+        svc.restart = "no";
+    } else if (svc.restart === undefined) {
+        svc.restart = "unless-stopped";
+    }
+    if (svc.logging === undefined) {
+        svc.logging = { driver: "json-file", options: { "max-size": o.logMaxSize, "max-file": String(o.logMaxFiles) } };
+    }
+    applyLimits(svc, o.defaultLimits, o.limits[name]);
+
+    const ports = (svc.ports ?? []).map(onLoopback);
+    if (isWeb && o.proxy) {
+        // Behind the proxy the web service publishes nothing: a switch starts its new
+        // container beside the old one, and two containers cannot share a host port.
+        delete svc.ports;
+    } else if (isWeb) {
+        const web = model.web!;
+        svc.ports = [...ports.filter((p) => targetPort(p) !== web.port), `${LOOPBACK}:${web.hostPort}:${web.port}`];
+    } else if (ports.length > 0) {
+        svc.ports = ports;
+    }
+
+    const env = environmentMap(svc.environment);
+    for (const key of providedKeys(o, name)) {
+        env[key] = `\${${key}?${key} is missing from shared/.env}`;
+    }
+    if (Object.keys(env).length > 0) {
+        svc.environment = sortedObject(env);
+    }
+
+    const labels = labelMap(svc.labels);
+    labels[LABEL_APP] = model.app;
+    const roles = [isWeb && "web", isMigrate && "migrate", model.database?.service === name && "database"].filter(Boolean);
+    if (roles.length > 0) {
+        labels[LABEL_ROLE] = roles.join(",");
+    }
+    svc.labels = sortedObject(labels);
+
+    // Every activation runs the migrate service to its exit before starting the others:
+    // waiting on it here would start it once more with each of them.
+    if (model.migrate && svc.depends_on !== undefined) {
+        svc.depends_on = withoutDependency(svc.depends_on, model.migrate);
+        if (Object.keys(svc.depends_on).length === 0) delete svc.depends_on;
+    }
+    return svc;
+}
+
+/** The keys a service gets from shared/.env: its secrets and, by role, the database's. */
+function providedKeys(o: ComposeOptions, name: string): string[] {
+    const { model } = o;
+    const keys = Object.entries(model.secrets)
+        .filter(([, readers]) => readers.includes(name))
+        .map(([k]) => k);
+    if (model.database?.service === name) keys.push(...DATABASE_ENV_KEYS);
+    if (model.database?.clients.includes(name)) keys.push(model.database.urlKey);
+    return keys.sort();
+}
+
+/** deploy.resources.limits: the stack's per-service limits over the file's own, else the defaults. */
+function applyLimits(svc: ComposeService, defaults: Limits, override: Limits | undefined): void {
+    const deploy = (svc.deploy ?? {}) as Record<string, unknown>;
+    const resources = (deploy.resources ?? {}) as Record<string, unknown>;
+    const own = resources.limits as Limits | undefined;
+    // mem_limit / cpus on the service itself are the file's own limits too.
+    const legacy = svc.mem_limit !== undefined || svc.cpus !== undefined;
+    const base: Limits = own ?? (legacy ? {} : defaults);
+    const limits = { ...base, ...(override ?? {}) };
+    if (Object.keys(limits).length === 0) return;
+    if (legacy && override) {
+        // One place only: compose refuses mem_limit beside deploy.resources.limits.memory.
+        delete svc.mem_limit;
+        delete svc.cpus;
+    }
+    svc.deploy = { ...deploy, resources: { ...resources, limits } };
+}
+
+/** A ports entry bound to the loopback address (the user's file may give none). */
+function onLoopback(port: unknown): unknown {
+    if (typeof port === "object" && port !== null) {
+        return { ...(port as Record<string, unknown>), host_ip: LOOPBACK };
+    }
+    const s = String(port);
+    const parts = s.split(":");
+    if (parts.length === 1) {
+        // "8080": a random host port; keep it on loopback.
+        return `${LOOPBACK}::${s}`;
+    }
+    if (parts.length === 2) return `${LOOPBACK}:${s}`;
+    return `${LOOPBACK}:${parts.slice(-2).join(":")}`;
+}
+
+function targetPort(port: unknown): number | undefined {
+    if (typeof port === "object" && port !== null) return Number((port as Record<string, unknown>).target);
+    const last = String(port).split(":").pop()!.replace(/\/(tcp|udp)$/, "");
+    return /^\d+$/.test(last) ? Number(last) : undefined;
+}
+
+function labelMap(labels: ComposeService["labels"]): Record<string, unknown> {
+    if (Array.isArray(labels)) {
+        return Object.fromEntries(
+            labels.map((l) => {
+                const s = String(l);
+                const i = s.indexOf("=");
+                return i < 0 ? [s, ""] : [s.slice(0, i), s.slice(i + 1)];
+            }),
+        );
+    }
+    return { ...(labels ?? {}) };
+}
+
+function withoutDependency(deps: Record<string, unknown> | string[], name: string): Record<string, unknown> {
+    const map = Array.isArray(deps) ? Object.fromEntries(deps.map((d) => [d, { condition: "service_started" }])) : { ...deps };
+    delete map[name];
+    return map;
+}
+
+function sortedObject(o: Record<string, unknown>): Record<string, unknown> {
+    return Object.fromEntries(Object.keys(o).sort().map((k) => [k, o[k]]));
+}
+
 /**
- * With TLS ingress the only service published on every interface: 80 and 443. Always the
- * app's loopback port, so the address the health gate and operators use is the same. Its config directory is
- * mounted read-only (the key inside is mode 600, owned by the image's uid 480); ACME
- * state lives in the `caddy_data` volume so certificates survive releases. An app restart
- * never restarts the proxy, which holds requests meanwhile.
+ * The proxy (Caddy): with TLS ingress the only service published on every interface (80
+ * and 443), and always the app's loopback port. It joins the web service's networks,
+ * mounts its config directory read-only and keeps ACME state in a volume. It never
+ * restarts with the app (no `restart: true`), so it holds requests while the app restarts.
+ * Only tools of the official image are used: the healthcheck is busybox wget.
  */
-function proxyService(p: ProxyOptions, apiPort: number) {
+function proxyService(o: ComposeOptions, p: ProxyOptions, web: string, hostPort: number): ComposeService {
+    const webNetworks = o.model.compose.services[web].networks;
+    const networks = webNetworks === undefined ? undefined : Array.isArray(webNetworks) ? [...webNetworks] : Object.keys(webNetworks);
     return {
         image: p.image,
-        logging: LOGGING,
         restart: "unless-stopped",
-        // 8080: the Caddyfile's plain-HTTP site, the app's loopback address (see bot-api).
-        ports: [...(p.tls ? ["0.0.0.0:80:80", "0.0.0.0:443:443"] : []), `127.0.0.1:${apiPort}:8080`],
-        volumes: [`${p.configDir}:/etc/caddy:ro`, "caddy_data:/data"],
-        // Started after bot-api, never restarted with it (no `restart: true`): when a release
-        // adds the proxy, compose first recreates bot-api without its port, then binds it here.
-        depends_on: { "bot-api": { condition: "service_started" } },
+        logging: { driver: "json-file", options: { "max-size": o.logMaxSize, "max-file": String(o.logMaxFiles) } },
+        ports: [...(p.tls ? ["0.0.0.0:80:80", "0.0.0.0:443:443"] : []), `${LOOPBACK}:${hostPort}:${PROXY_LISTEN_PORT}`],
+        volumes: [`${p.configDir}:/etc/caddy:ro`, `${PROXY_DATA_VOLUME}:/data`],
+        ...(networks ? { networks } : {}),
+        depends_on: { [web]: { condition: "service_started" } },
         healthcheck: {
-            test: ["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:2019/config/"],
+            test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:2019/config/"],
             interval: "5s",
             timeout: "3s",
             retries: 5,
             start_period: "5s",
         },
-        deploy: limits("256m", "0.5", "32m"),
+        labels: { [LABEL_APP]: o.model.app, [LABEL_ROLE]: "proxy" },
+        deploy: { resources: { limits: { memory: "256m", cpus: "0.5" } } },
     };
-}
-
-const LOGGING = { driver: "json-file", options: { "max-size": "10m", "max-file": "3" } };
-
-function limits(memory: string, cpus: string, reservedMemory: string) {
-    return { resources: { limits: { memory, cpus }, reservations: { memory: reservedMemory } } };
-}
-
-/**
- * Each service names only the .env keys it uses, interpolated by compose from
- * `--env-file shared/.env`: the file holds no value, and rotating one secret recreates
- * only the services that read it.
- */
-function fromEnvFile(keys: string[]): Record<string, string> {
-    return Object.fromEntries(keys.map((k) => [k, `\${${k}?${k} is missing from shared/.env}`]));
-}
-
-export function renderCompose(o: ComposeOptions): string {
-    const common = { logging: LOGGING };
-    const apiPort = o.apiPort ?? 8080;
-    const doc = {
-        name: o.app,
-        services: {
-            postgres: {
-                image: o.images.postgres,
-                ...common,
-                restart: "unless-stopped",
-                stop_signal: "SIGINT",
-                stop_grace_period: "30s",
-                environment: fromEnvFile(["POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"]),
-                volumes: ["pgdata:/var/lib/postgresql/data"],
-                healthcheck: {
-                    test: ["CMD-SHELL", 'pg_isready -U "$${POSTGRES_USER}" -d "$${POSTGRES_DB}" -h 127.0.0.1'],
-                    interval: "2s",
-                    timeout: "3s",
-                    retries: 30,
-                    start_period: "5s",
-                },
-                deploy: limits("1g", "1.0", "256m"),
-            },
-            redis: {
-                image: o.images.redis,
-                ...common,
-                restart: "unless-stopped",
-                healthcheck: {
-                    test: ["CMD", "redis-cli", "ping"],
-                    interval: "2s",
-                    timeout: "3s",
-                    retries: 30,
-                },
-                deploy: limits("256m", "0.5", "64m"),
-            },
-            migrate: {
-                image: o.images.migrate,
-                ...common,
-                restart: "no",
-                environment: fromEnvFile(["DATABASE_URL"]),
-                depends_on: { postgres: { condition: "service_healthy" } },
-                // A one-off job every activation waits for: a whole core imports its
-                // Python ~0.8 s faster than half of one (measured), and it never runs for long.
-                deploy: limits("256m", "1.0", "64m"),
-            },
-            "bot-api": {
-                image: o.images["bot-api"],
-                ...common,
-                restart: "unless-stopped",
-                environment: {
-                    APP_RELEASE: o.releaseId,
-                    ...fromEnvFile(["DATABASE_URL", "REDIS_URL", "TELEGRAM_BOT_TOKEN", ...(o.appEnvKeys ?? []).sort()]),
-                },
-                // Behind the proxy, the proxy publishes the loopback port and bot-api none:
-                // a switch starts the new container beside the old one (two cannot share a port).
-                ...(o.proxy ? {} : { ports: [`127.0.0.1:${apiPort}:8080`] }),
-                // Not on migrate: activate.sh (and restore.sh) run the release's migrations
-                // to completion before any `up`, so waiting for the migrate service again
-                // would only keep the app away for a second migration run at every switch.
-                depends_on: {
-                    postgres: { condition: "service_healthy" },
-                    redis: { condition: "service_healthy" },
-                },
-                healthcheck: {
-                    test: [
-                        "CMD",
-                        "python3",
-                        "-c",
-                        "import sys,urllib.request;sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/health',timeout=3).status==200 else 1)",
-                    ],
-                    interval: "2s",
-                    timeout: "4s",
-                    retries: 15,
-                    start_period: "5s",
-                    // Checked every second while it boots (Docker >= 25): the health gate
-                    // and a proxied switch see it healthy up to a second sooner.
-                    start_interval: "1s",
-                },
-                deploy: limits("512m", "0.5", "128m"),
-            },
-            ...(o.proxy ? { proxy: proxyService(o.proxy, apiPort) } : {}),
-        },
-        volumes: {
-            pgdata: o.dataDir ? { driver: "local", driver_opts: { type: "none", o: "bind", device: o.dataDir } } : {},
-            ...(o.proxy ? { caddy_data: {} } : {}),
-        },
-    };
-    return `# Rendered by onevm for release ${o.releaseId}. Do not edit on the VM.\n${stringify(doc, { lineWidth: 0 })}`;
 }

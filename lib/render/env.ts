@@ -5,6 +5,7 @@
  * a value literal (including `$`, `#`, `\`, spaces and newlines); a value containing `'`
  * uses double quotes with `\`, `"`, `$` and newlines escaped.
  */
+import { DatabaseRole } from "../config";
 import { envKey } from "../validate";
 
 export function quoteEnvValue(value: string): string {
@@ -41,7 +42,24 @@ export function renderEnvExample(keys: string[]): string {
         .join("\n")}\n`;
 }
 
-/** postgresql:// URL with the password percent-encoded (it may hold any character). */
-export function databaseUrl(user: string, password: string, db: string, host = "postgres", port = 5432): string {
-    return `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${host}:${port}/${encodeURIComponent(db)}`;
+/** A PostgreSQL URL with the password percent-encoded (it may hold any character). */
+export function databaseUrl(user: string, password: string, db: string, host: string, port = 5432, scheme = "postgresql", query = ""): string {
+    const base = `${scheme}://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${host}:${port}/${encodeURIComponent(db)}`;
+    return query ? `${base}?${query}` : base;
+}
+
+/**
+ * shared/.env of an app: its secret values and, with a database role, the credentials
+ * the database service initialises with and the URL its clients connect with.
+ */
+export function renderAppEnv(secrets: Record<string, string>, database: { role: DatabaseRole; password: string } | undefined): string {
+    const vars: Record<string, string> = { ...secrets };
+    if (database) {
+        const { role, password } = database;
+        vars.POSTGRES_USER = role.user;
+        vars.POSTGRES_PASSWORD = password;
+        vars.POSTGRES_DB = role.name;
+        vars[role.urlKey] = databaseUrl(role.user, password, role.name, role.service, 5432, role.urlScheme, role.urlQuery);
+    }
+    return renderEnv(vars);
 }

@@ -1,12 +1,10 @@
-/** Pure pieces of the DigitalOcean target: cloud-init text, firewall rules, the policy, compose dataDir, the cloud-init wait. */
+/** Pure pieces of the DigitalOcean target: cloud-init text, firewall rules, the policy, the cloud-init wait. */
 import { parse } from "yaml";
 import { checkPolicy, portInRange } from "../../lib/policy";
 import { claimAppDirCommand } from "../../lib/remote";
 import { renderCloudInit, renderMountScript } from "../../lib/render/cloudInit";
-import { renderCompose } from "../../lib/render/compose";
-import { firewallRules } from "../../lib/render/firewall";
+import { firewallRules, InboundRule } from "../../lib/render/firewall";
 
-const images = { "bot-api": "r/bot-api:v1", migrate: "r/migrate:v1", postgres: "r/postgres:17", redis: "r/redis:8" };
 const ci = {
     app: "bot",
     user: "deploy",
@@ -39,7 +37,7 @@ describe("cloud-init user data", () => {
         expect(script).toContain("dev=/dev/disk/by-id/scsi-0DO_Volume_bot-data");
         expect(script).toContain('if ! blkid -o value -s TYPE "$dev" >/dev/null 2>&1; then mkfs.ext4');
         expect(script).toContain("/mnt/bot-data ext4 defaults,nofail,discard,noatime 0 2");
-        expect(script).toContain("mkdir -p /mnt/bot-data/postgres");
+        expect(script).not.toContain("mkdir -p /mnt/bot-data/");
         expect(script).toMatch(/for i in \$\(seq 1 600\)/);
     });
 });
@@ -57,47 +55,39 @@ describe("firewall rules", () => {
 });
 
 describe("policy", () => {
-    const compose = renderCompose({ app: "bot", releaseId: "v1", images });
+    const compose = (ports: Record<string, unknown[]>) => JSON.stringify({ services: Object.fromEntries(Object.entries(ports).map(([s, p]) => [s, { image: "x:1", ports: p }])) });
+    const own = compose({ api: [], postgres: ["127.0.0.1:5432:5432"], "onevm-proxy": ["127.0.0.1:8080:8080"] });
     const ssh = { protocol: "tcp" as const, portRange: "22", sourceAddresses: ["203.0.113.7/32"] };
+    const check = (inbound: InboundRule[], composeText = own, o: { allowWorldSsh?: boolean; tlsIngress?: boolean } = {}) =>
+        checkPolicy({ inbound, composeText, allowWorldSsh: o.allowWorldSsh ?? false, tlsIngress: o.tlsIngress ?? false });
     test("passes onevm's own stack (both TLS settings)", () => {
-        for (const tlsIngress of [false, true]) {
-            expect(checkPolicy({ inbound: firewallRules({ sshAllowedCidrs: ["203.0.113.7/32"], tlsIngress }).inbound, composeText: compose, allowWorldSsh: false })).toEqual([]);
-        }
+        expect(check(firewallRules({ sshAllowedCidrs: ["203.0.113.7/32"], tlsIngress: false }).inbound)).toEqual([]);
+        const tls = compose({ "onevm-proxy": ["0.0.0.0:80:80", "0.0.0.0:443:443", "127.0.0.1:8080:8080"] });
+        expect(check(firewallRules({ sshAllowedCidrs: ["203.0.113.7/32"], tlsIngress: true }).inbound, tls, { tlsIngress: true })).toEqual([]);
     });
-    test.each([[5432], [6379], [8080]])("a firewall rule exposing %i fails", (port) => {
-        const v = checkPolicy({ inbound: [ssh, { protocol: "tcp", portRange: String(port), sourceAddresses: ["10.0.0.0/8"] }], composeText: compose, allowWorldSsh: false });
-        expect(v).toEqual([expect.stringContaining(`exposes ${port}`)]);
+    test.each([["5432"], ["8080"], ["8000-9000"], ["all"], ["80"]])("a firewall rule opening %s fails", (range) => {
+        expect(check([ssh, { protocol: "tcp", portRange: range, sourceAddresses: ["10.0.0.0/8"] }])).toEqual([expect.stringContaining("opens more than SSH")]);
     });
-    test("a range or 'all' that covers internal ports fails", () => {
-        expect(checkPolicy({ inbound: [{ protocol: "tcp", portRange: "8000-9000", sourceAddresses: ["0.0.0.0/0"] }], composeText: compose, allowWorldSsh: false })).toEqual([expect.stringContaining("exposes 8080")]);
-        expect(checkPolicy({ inbound: [{ protocol: "udp", portRange: "all", sourceAddresses: ["::/0"] }], composeText: compose, allowWorldSsh: false })).toHaveLength(3);
+    test("80 and 443 are allowed with TLS ingress only", () => {
+        expect(check([ssh, { protocol: "tcp", portRange: "443", sourceAddresses: ["0.0.0.0/0"] }], own, { tlsIngress: true })).toEqual([]);
     });
-    test.each([["8080:8080"], ["0.0.0.0:5432:5432"], ["6379"]])("a compose port %s not on 127.0.0.1 fails", (port) => {
-        const doc = parse(compose);
-        doc.services.redis.ports = [port];
-        const v = checkPolicy({ inbound: [ssh], composeText: JSON.stringify(doc), allowWorldSsh: false });
-        expect(v).toEqual([expect.stringContaining("must bind to 127.0.0.1 only")]);
+    test.each([["8080:8080"], ["0.0.0.0:5432:5432"], ["6379"]])("a compose port %s not on loopback fails", (port) => {
+        expect(check([ssh], compose({ redis: [port] }))).toEqual([expect.stringContaining("only the proxy's 80/443 may leave the VM's loopback")]);
+    });
+    test("the proxy's 80/443 leave loopback only with TLS ingress", () => {
+        const tls = compose({ "onevm-proxy": ["0.0.0.0:443:443"] });
+        expect(check([ssh], tls, { tlsIngress: false })).toHaveLength(1);
+        expect(check([ssh], tls, { tlsIngress: true })).toEqual([]);
     });
     test("SSH from 0.0.0.0/0 or ::/0 fails unless allowWorldSsh", () => {
         for (const world of ["0.0.0.0/0", "::/0"]) {
             const inbound = [{ ...ssh, sourceAddresses: [world] }];
-            expect(checkPolicy({ inbound, composeText: compose, allowWorldSsh: false })).toEqual([expect.stringContaining("onevm:allowWorldSsh")]);
-            expect(checkPolicy({ inbound, composeText: compose, allowWorldSsh: true })).toEqual([]);
+            expect(check(inbound)).toEqual([expect.stringContaining("onevm:allowWorldSsh")]);
+            expect(check(inbound, own, { allowWorldSsh: true })).toEqual([]);
         }
     });
     test("port ranges", () => {
         expect([portInRange(22, "22"), portInRange(22, "all"), portInRange(22, undefined), portInRange(22, "20-25"), portInRange(22, "80")]).toEqual([true, true, true, true, false]);
-    });
-});
-
-describe("compose dataDir", () => {
-    test("unset: pgdata stays a Docker-managed volume", () => {
-        expect(parse(renderCompose({ app: "bot", releaseId: "v1", images })).volumes).toEqual({ pgdata: {} });
-    });
-    test("set: pgdata binds the volume's directory", () => {
-        expect(parse(renderCompose({ app: "bot", releaseId: "v1", images, dataDir: "/mnt/bot-data/postgres" })).volumes).toEqual({
-            pgdata: { driver: "local", driver_opts: { type: "none", o: "bind", device: "/mnt/bot-data/postgres" } },
-        });
     });
 });
 

@@ -30,9 +30,25 @@ export interface MockProgramOptions {
     /** Provider-computed outputs per resource type (merged into the echoed inputs). */
     computed?: (args: pulumi.runtime.MockResourceArgs) => Record<string, object>;
     id?: (args: pulumi.runtime.MockResourceArgs) => string;
+    /** The stack's outputs of its previous `up` (read through StackReference self). */
+    previousOutputs?: Record<string, unknown>;
+    /** Working directory of the program (default: the repository root). */
+    cwd?: string;
 }
 
-export async function runProgramUnderMocks(o: MockProgramOptions): Promise<{ registrations: Registration[]; program: typeof import("../../index") }> {
+export type ProgramOutputs = Record<string, any>;
+
+export interface MockProgramResult {
+    registrations: Registration[];
+    /** The stack outputs the program returned. */
+    outputs: ProgramOutputs;
+    /** Messages the program logged (pulumi.log), by severity. */
+    logs: Array<{ severity: string; message: string }>;
+    /** The program's refusal (pulumi.RunError), if it stopped. */
+    error?: Error;
+}
+
+export async function runProgramUnderMocks(o: MockProgramOptions): Promise<MockProgramResult> {
     const registrations: Registration[] = [];
     await pulumi.runtime.setMocks(
         {
@@ -40,7 +56,7 @@ export async function runProgramUnderMocks(o: MockProgramOptions): Promise<{ reg
                 const computed: Record<string, object> = {
                     "random:index/randomPassword:RandomPassword": { result: "generated-db-pw" },
                     // The stack's own previous outputs: a first deploy has none.
-                    "pulumi:pulumi:StackReference": { outputs: {} },
+                    "pulumi:pulumi:StackReference": { outputs: o.previousOutputs ?? {}, secretOutputNames: [] },
                     ...o.computed?.(args),
                 };
                 return { id: o.id?.(args) ?? `${args.name}-id`, state: { ...args.inputs, ...computed[args.type] } };
@@ -70,13 +86,41 @@ export async function runProgramUnderMocks(o: MockProgramOptions): Promise<{ reg
             cb(err, resp);
         });
     };
+    // Without an engine, pulumi.log writes "<severity>: [runtime] <message>" to the console.
+    const logs: MockProgramResult["logs"] = [];
+    const spies = (["log", "warn", "error"] as const).map((method) =>
+        jest.spyOn(console, method).mockImplementation((line: unknown) => {
+            const m = /^(\w+): \[runtime\] ([\s\S]*)$/.exec(String(line));
+            logs.push(m ? { severity: m[1], message: m[2] } : { severity: method, message: String(line) });
+        }),
+    );
     pulumi.runtime.setAllConfig(o.config, o.secretKeys);
-    const program = await import("../../index");
+    // The program's working directory is the project root, as under the real engine.
+    const cwd = process.cwd();
+    process.chdir(o.cwd ?? ROOT);
+    let outputs: ProgramOutputs = {};
+    let error: Error | undefined;
+    try {
+        const main = (await import("../../index")).default as unknown as () => Promise<ProgramOutputs>;
+        outputs = await main();
+    } catch (e) {
+        error = e as Error;
+    } finally {
+        process.chdir(cwd);
+    }
     // Registrations made inside applies arrive later: wait until none has arrived for a
     // while (the mock monitor is in-process, so a quiet second means the program is done).
     await untilQuiet(() => registrations.length);
-    return { registrations, program };
+    spies.forEach((spy) => spy.mockRestore());
+    return { registrations, outputs, logs, error };
 }
+
+/** Resolves an output of the program (under mocks every value is known). */
+export function value<T>(output: pulumi.Input<T> | undefined): Promise<T | undefined> {
+    return new Promise((resolve) => pulumi.output(output).apply((v) => resolve(v as T)));
+}
+
+export const ROOT = require("path").resolve(__dirname, "..", "..");
 
 async function untilQuiet(count: () => number, quietMs = 1000, maxMs = 30_000): Promise<void> {
     const start = Date.now();

@@ -2,19 +2,13 @@
 import { ConfigError, parseConfig } from "../../lib/config";
 import { renderKnownHosts, renderOffsiteFiles, renderOffsiteTargets, renderS3Curlrc } from "../../lib/render/offsite";
 import { installOffsiteCommand, removeOffsiteCommand } from "../../lib/remote";
+import { SHOP_SECRET_KEYS, shopConfig } from "./shopConfig";
 
 const STORE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\ncanary-offsite-ssh-41f0\n-----END OPENSSH PRIVATE KEY-----\n";
 const S3_SECRET = "canary-s3-secret/\"q\\b+Z";
 const STORE_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIStoreKey store";
 
-const base: Record<string, string> = {
-    host: "127.0.0.1",
-    sshPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n",
-    hostPublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKey sandbox",
-    releaseId: "v1",
-    images: JSON.stringify({ "bot-api": "onevm/bot-api:v1", migrate: "onevm/migrate:v1", postgres: "onevm/postgres:17", redis: "onevm/redis:8" }),
-    telegramBotToken: "t",
-};
+const base: Record<string, string> = {};
 const ssh = { host: "172.17.0.3", user: "deploy", path: "backups/bot", hostPublicKey: STORE_HOST_KEY };
 const s3 = { endpoint: "https://fra1.digitaloceanspaces.com", region: "fra1", bucket: "bot-backups" };
 const withTargets: Record<string, string> = {
@@ -26,8 +20,10 @@ const withTargets: Record<string, string> = {
     offsiteS3SecretAccessKey: S3_SECRET,
 };
 
+/** onevm keys without their namespace, over the unit tests' base config. */
 function parse(values: Record<string, string | undefined>) {
-    return parseConfig((key) => values[key], { operator: "tester" });
+    const all = shopConfig(Object.fromEntries(Object.entries(values).map(([k, v]) => [`onevm:${k}`, v])));
+    return parseConfig((key) => all[key], { operator: "tester", isSecret: (k) => SHOP_SECRET_KEYS.includes(k) });
 }
 
 function problems(values: Record<string, string | undefined>): string[] {
@@ -45,10 +41,10 @@ describe("offsite config", () => {
         expect(parse(base).offsite).toEqual({ ssh: undefined, s3: undefined });
     });
 
-    test("both targets parse with defaults (port 22, prefix <app>/)", () => {
+    test("both targets parse with defaults (port 22; the prefix <app>/ is applied when the app is known)", () => {
         const cfg = parse(withTargets);
-        expect(cfg.offsite.ssh).toEqual({ ...ssh, port: 22 });
-        expect(cfg.offsite.s3).toEqual({ ...s3, prefix: "bot/" });
+        expect(cfg.offsite.ssh).toEqual({ ...ssh, hostPublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIStoreKey", port: 22 });
+        expect(cfg.offsite.s3).toEqual({ ...s3, prefix: undefined });
         expect(cfg.secrets).toMatchObject({ offsiteSshPrivateKey: STORE_KEY, offsiteS3AccessKeyId: "DO00EXAMPLEKEY", offsiteS3SecretAccessKey: S3_SECRET });
     });
 
@@ -68,7 +64,7 @@ describe("offsite config", () => {
         ["offsiteSsh", { ...ssh, user: "Root;" }, /onevm:offsiteSsh.user = "Root;" must be a valid Unix user/],
         ["offsiteSsh", { ...ssh, path: "a b" }, /onevm:offsiteSsh.path = "a b" must be a directory path/],
         ["offsiteSsh", { ...ssh, path: "../etc" }, /onevm:offsiteSsh.path = "..\/etc" must be a directory path/],
-        ["offsiteSsh", { ...ssh, hostPublicKey: "AAAA" }, /onevm:offsiteSsh.hostPublicKey = "AAAA" must be one OpenSSH public key line/],
+        ["offsiteSsh", { ...ssh, hostPublicKey: "AAAA" }, /onevm:offsiteSsh.hostPublicKey = "AAAA" must be an OpenSSH public key line/],
         ["offsiteSsh", { host: "h" }, /onevm:offsiteSsh.user is required/],
         ["offsiteSsh", { ...ssh, hots: "typo" }, /onevm:offsiteSsh.hots is not a setting/],
         ["offsiteSsh", ["a"], /onevm:offsiteSsh must be an object/],
@@ -123,7 +119,7 @@ describe("shared/offsite files", () => {
     const cfg = parse({ ...withTargets, offsiteSsh: JSON.stringify({ ...ssh, port: 2222 }) });
     const options = {
         ssh: { ...cfg.offsite.ssh!, privateKey: STORE_KEY.trimEnd() },
-        s3: { ...cfg.offsite.s3!, accessKeyId: "DO00EXAMPLEKEY", secretAccessKey: S3_SECRET },
+        s3: { ...cfg.offsite.s3!, prefix: cfg.offsite.s3!.prefix ?? "bot/", accessKeyId: "DO00EXAMPLEKEY", secretAccessKey: S3_SECRET },
     };
 
     test("targets.json holds no secret", () => {

@@ -4,13 +4,14 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
-import { isSecret, Registration, reveal, runProgramUnderMocks } from "./mockProgram";
+import { isSecret, Registration, reveal, runProgramUnderMocks, value } from "./mockProgram";
+import { SHOP_SECRET_KEYS, shopConfig } from "./shopConfig";
 
 let registrations: Registration[] = [];
-let program: typeof import("../../index");
+let outputs: Record<string, any> = {};
 
 beforeAll(async () => {
-    ({ registrations, program } = await runProgramUnderMocks({
+    const run = await runProgramUnderMocks({
         stack: "prod",
         computed: (args) => ({
             "tls:index/privateKey:PrivateKey": { publicKeyOpenssh: `ssh-ed25519 AAAA${args.name}\n`, privateKeyOpenssh: `PRIVATE-${args.name}` },
@@ -18,20 +19,22 @@ beforeAll(async () => {
             "digitalocean:index/reservedIp:ReservedIp": { ipAddress: "198.51.100.7" },
         }),
         id: (args) => (args.type.startsWith("digitalocean:index/droplet") ? "4242" : `${args.name}-id`),
-        config: {
+        config: shopConfig({
+            "onevm:host": undefined,
+            "onevm:sshPort": undefined,
+            "onevm:sshPrivateKey": undefined,
+            "onevm:hostPublicKey": undefined,
             "onevm:target": "digitalocean",
             "onevm:region": "ams3",
             "onevm:size": "s-2vcpu-4gb",
             "onevm:sshAllowedCidrs": JSON.stringify(["203.0.113.7/32", "2001:db8::/48"]),
             "onevm:tags": JSON.stringify(["onevm", "prod"]),
             "onevm:reservedIp": "true",
-            "onevm:releaseId": "v1",
-            "onevm:images": JSON.stringify({ "bot-api": "r/bot-api:v1", migrate: "r/migrate:v1", postgres: "r/postgres:17", redis: "r/redis:8" }),
-            "onevm:telegramBotToken": "tg",
-            "onevm:operator": "tester",
-        },
-        secretKeys: ["onevm:telegramBotToken"],
-    }));
+        }),
+        secretKeys: SHOP_SECRET_KEYS,
+    });
+    expect(run.error).toBeUndefined();
+    ({ registrations, outputs } = run);
 });
 
 const byType = (type: string) => registrations.filter((r) => r.type === `digitalocean:index/${type}`);
@@ -43,9 +46,9 @@ const one = (type: string) => {
 
 test("the droplet: image, size, region, tags, monitoring, the SSH key, protected", () => {
     const d = one("droplet:Droplet");
-    expect(d.object).toMatchObject({ name: "bot", image: "ubuntu-24-04-x64", size: "s-2vcpu-4gb", region: "ams3", tags: ["onevm", "prod"], monitoring: true, sshKeys: ["vm-ssh-key-id"] });
+    expect(d.object).toMatchObject({ name: "shop", image: "ubuntu-24-04-x64", size: "s-2vcpu-4gb", region: "ams3", tags: ["onevm", "prod"], monitoring: true, sshKeys: ["vm-ssh-key-id"] });
     expect(d.protect).toBe(true);
-    expect(one("sshKey:SshKey").object).toMatchObject({ name: "bot-deploy", publicKey: "ssh-ed25519 AAAAvm-deploy-key\n" });
+    expect(one("sshKey:SshKey").object).toMatchObject({ name: "shop-deploy", publicKey: "ssh-ed25519 AAAAvm-deploy-key\n" });
 });
 
 test("user data is secret and pins the generated host key, creates deploy, mounts the volume", () => {
@@ -54,12 +57,12 @@ test("user data is secret and pins the generated host key, creates deploy, mount
     const doc = parse(reveal(ud));
     expect(doc.ssh_keys).toEqual({ ed25519_private: "PRIVATE-vm-host-key", ed25519_public: "ssh-ed25519 AAAAvm-host-key" });
     expect(doc.users[1]).toMatchObject({ name: "deploy", ssh_authorized_keys: ["ssh-ed25519 AAAAvm-deploy-key"] });
-    expect(doc.write_files[0].content).toContain("scsi-0DO_Volume_bot-data");
+    expect(doc.write_files[0].content).toContain("scsi-0DO_Volume_shop-data");
 });
 
 test("the volume is protected and attached (detached first on replacement)", () => {
     const v = one("volume:Volume");
-    expect(v.object).toMatchObject({ name: "bot-data", region: "ams3", size: 20, initialFilesystemType: "ext4" });
+    expect(v.object).toMatchObject({ name: "shop-data", region: "ams3", size: 20, initialFilesystemType: "ext4" });
     expect(v.protect).toBe(true);
     const a = one("volumeAttachment:VolumeAttachment");
     expect(a.object).toEqual({ dropletId: 4242, volumeId: "vm-data-id" });
@@ -83,18 +86,18 @@ test("the reserved IP is assigned and is the address every remote command uses",
     }
 });
 
-test("remote commands wait for cloud-init and for the volume; compose keeps pgdata on the volume", () => {
+test("remote commands wait for cloud-init and for the volume; compose keeps the database's volume on it", () => {
     // The first remote command (the directory set-up) waits; everything else depends on it.
     expect(registrations.find((r) => r.name === "host-dirs")!.object.create).toContain("cloud-init status --wait");
     const attachmentUrn = one("volumeAttachment:VolumeAttachment").urn!;
     expect(registrations.find((r) => r.name === "host")!.dependencies).toContain(attachmentUrn);
     const activate = registrations.find((r) => r.name === "release-activate")!;
-    expect(parse(activate.object.triggers[1]).volumes.pgdata.driver_opts).toEqual({ type: "none", o: "bind", device: "/mnt/bot-data/postgres" });
+    expect(parse(activate.object.triggers[1]).volumes.pgdata.driver_opts).toEqual({ type: "none", o: "bind", device: "/mnt/shop-data/pgdata" });
+    expect(registrations.find((r) => r.name === "host-bootstrap")!.object.create).toBe("sudo -n /opt/shop/bin/bootstrap-host.sh --app shop --user deploy --data-dir /mnt/shop-data/pgdata");
 });
 
 test("outputs for `npm run restore`: the pinned host key, and the generated deploy key as a secret", async () => {
-    const read = (o: any) => new Promise((resolve) => (pulumi.output(o) as any).apply(resolve));
-    expect(await read(program.sshHostPublicKey)).toBe("ssh-ed25519 AAAAvm-host-key");
-    expect(await read(program.deployPrivateKey)).toBe("PRIVATE-vm-deploy-key");
-    expect(await (pulumi.output(program.deployPrivateKey) as any).isSecret).toBe(true);
+    expect(await value(outputs.sshHostPublicKey)).toBe("ssh-ed25519 AAAAvm-host-key");
+    expect(await value(outputs.deployPrivateKey)).toBe("PRIVATE-vm-deploy-key");
+    expect(await (pulumi.output(outputs.deployPrivateKey) as any).isSecret).toBe(true);
 });

@@ -3,31 +3,16 @@
  * dependencies and secrets — read from the registration requests the engine would get.
  */
 import { parse } from "yaml";
-import { isSecret, Registration, reveal, runProgramUnderMocks } from "./mockProgram";
-
-const CANARY_TOKEN = "canary-tg-0f9e'\"$# x";
-const CANARY_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\ncanary-ssh-77aa\n-----END OPENSSH PRIVATE KEY-----\n";
-const CANARY_APPENV = "canary-appenv-5d5d";
-const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyPinned sandbox";
+import { isSecret, Registration, reveal, runProgramUnderMocks, value } from "./mockProgram";
+import { CANARY_KEY, CANARY_STRIPE, HOST_KEY, SHOP_SECRET_KEYS, shopConfig } from "./shopConfig";
 
 let registrations: Registration[] = [];
+let outputs: Record<string, any> = {};
 
 beforeAll(async () => {
-    ({ registrations } = await runProgramUnderMocks({
-        stack: "unit",
-        config: {
-            "onevm:host": "127.0.0.1",
-            "onevm:sshPort": "2222",
-            "onevm:sshPrivateKey": CANARY_KEY,
-            "onevm:hostPublicKey": HOST_KEY,
-            "onevm:releaseId": "v1",
-            "onevm:images": JSON.stringify({ "bot-api": "onevm/bot-api:v1", migrate: "onevm/migrate:v1", postgres: "onevm/postgres:17", redis: "onevm/redis:8" }),
-            "onevm:telegramBotToken": CANARY_TOKEN,
-            "onevm:appEnv": JSON.stringify({ EXTRA_SECRET: CANARY_APPENV }),
-            "onevm:operator": "tester",
-        },
-        secretKeys: ["onevm:sshPrivateKey", "onevm:telegramBotToken", "onevm:appEnv"],
-    }));
+    const run = await runProgramUnderMocks({ stack: "unit", config: shopConfig(), secretKeys: SHOP_SECRET_KEYS });
+    expect(run.error).toBeUndefined();
+    ({ registrations, outputs } = run);
 });
 
 const byName = (name: string) => {
@@ -52,28 +37,33 @@ function strings(v: any, secret = false, out: Array<{ s: string; secret: boolean
     return out;
 }
 
-test("one component per concern, children parented to them", () => {
+test("one component per concern, children parented to them; what runs on the VM is one component", () => {
     const components = registrations.filter((r) => r.type.startsWith("onevm:")).map((r) => `${r.type} ${r.name}`);
     expect(components.sort()).toEqual([
         "onevm:index:BackupCron backup",
         "onevm:index:ExistingHost vm",
         "onevm:index:HostSetup host",
+        "onevm:index:Proxy proxy",
         "onevm:index:Release release",
         "onevm:index:SecretsFile secrets",
         "onevm:index:SystemdUnit unit",
-        "onevm:index:TlsIngress tls",
+        "onevm:index:VmDeployment app",
     ]);
+    const deployment = byName("app").urn;
+    for (const name of ["backup", "host", "proxy", "release", "secrets", "unit"]) {
+        expect(byName(name).parent).toBe(deployment);
+    }
     const commands = registrations.filter((r) => r.type === "command:remote:Command");
     expect(commands.map((c) => c.name).sort()).toEqual([
         "backup-cron",
         "host-bootstrap",
         "host-dirs",
         "host-tools",
+        "proxy-files",
         "release-activate",
         "release-bundle",
         "secrets-db-password",
         "secrets-env",
-        "tls-files",
         "unit-unit",
     ]);
     for (const c of commands) {
@@ -81,12 +71,12 @@ test("one component per concern, children parented to them", () => {
     }
 });
 
-test("the loopback proxy by default: its Caddyfile installed before the release; no TLS key or certificate", () => {
+test("the loopback proxy by default: its Caddyfile reaches the web service and is installed before the release", () => {
     expect(registrations.filter((r) => r.type.startsWith("tls:"))).toEqual([]);
-    const files = byName("tls-files").object;
-    expect(files.environment.ONEVM_CADDYFILE).toContain("http://:8080 {\n\treverse_proxy bot-api:8080 {");
-    expect(files.environment.ONEVM_CADDYFILE).not.toMatch(/:443|tls /);
-    expect(byName("release").dependencies).toContain(urnOf("tls-files"));
+    const files = JSON.stringify(byName("proxy-files").object);
+    expect(files).toContain("reverse_proxy api:8000 {");
+    expect(files).not.toMatch(/:443|tls /);
+    expect(byName("release").dependencies).toContain(urnOf("proxy-files"));
 });
 
 test("every connection is secret, pins the host key, and keeps previous output out of the remote env", () => {
@@ -99,7 +89,7 @@ test("every connection is secret, pins the host key, and keeps previous output o
 });
 
 test("canaries: secret values appear only inside secret-wrapped inputs", () => {
-    const canaries = [CANARY_TOKEN, "canary-ssh-77aa", CANARY_APPENV, "generated-db-pw"];
+    const canaries = [CANARY_STRIPE, "canary-ssh-77aa", "generated-db-pw"];
     const leaks = registrations.flatMap((r) =>
         strings(r.object)
             .filter(({ s, secret }) => !secret && canaries.some((c) => s.includes(c)))
@@ -109,14 +99,15 @@ test("canaries: secret values appear only inside secret-wrapped inputs", () => {
     // ...and they do reach the VM, through the .env written on stdin.
     const env = byName("secrets-env").object;
     expect(isSecret(env.stdin)).toBe(true);
-    expect(reveal(env.stdin)).toContain(`TELEGRAM_BOT_TOKEN="${CANARY_TOKEN.replace(/"/g, '\\"').replace(/\$/g, "\\$")}"`);
-    expect(reveal(env.stdin)).toContain(`EXTRA_SECRET='${CANARY_APPENV}'`);
+    expect(reveal(env.stdin)).toContain(`STRIPE_KEY="${CANARY_STRIPE.replace(/"/g, '\\"').replace(/\$/g, "\\$")}"`);
     expect(reveal(env.stdin)).toContain("POSTGRES_PASSWORD='generated-db-pw'");
-    expect(env.create).toBe("/opt/bot/bin/write-env.sh --app-dir /opt/bot");
+    expect(reveal(env.stdin)).toContain("DATABASE_URL='postgresql://app:generated-db-pw@postgres:5432/app'");
+    expect(env.create).toBe("/opt/shop/bin/write-env.sh --app-dir /opt/shop");
     // The role's new password goes in first, as a SCRAM verifier: no plaintext on the VM's SQL.
     const rotate = byName("secrets-db-password").object;
+    expect(rotate.create).toBe("/opt/shop/bin/set-db-password.sh --app-dir /opt/shop --service postgres");
     expect(isSecret(rotate.stdin)).toBe(true);
-    expect(reveal(rotate.stdin)).toMatch(/^ALTER ROLE "bot" PASSWORD 'SCRAM-SHA-256\$4096:/);
+    expect(reveal(rotate.stdin)).toMatch(/^ALTER ROLE "app" PASSWORD 'SCRAM-SHA-256\$4096:/);
     expect(byName("secrets-env").dependencies).toContain(urnOf("secrets-db-password"));
 });
 
@@ -128,38 +119,50 @@ test("the database password is generated, rotatable through its keeper", () => {
 
 test("activation runs after the bundle and the .env, with the release switch visible in its command", () => {
     const activate = byName("release-activate");
-    expect(activate.object.create).toMatch(/^\/opt\/bot\/bin\/activate.sh --app-dir \/opt\/bot --release v1 --operator tester /);
+    expect(activate.object.create).toMatch(/^\/opt\/shop\/bin\/activate.sh --app-dir \/opt\/shop --release v1 --operator tester /);
     expect(activate.dependencies).toEqual(expect.arrayContaining([urnOf("release-bundle")]));
     // Component dependencies reach the engine as their children's URNs.
     expect(byName("release").dependencies).toEqual(expect.arrayContaining([urnOf("secrets-env"), urnOf("host-bootstrap")]));
     // The compose file is a trigger: `pulumi preview --diff` shows its changed lines.
     const [id, compose, envHash] = activate.object.triggers;
     expect(id).toBe("v1");
-    expect(parse(compose).services["bot-api"].image).toBe("onevm/bot-api:v1");
+    expect(parse(compose).services.api.image).toBe("registry.example.com/shop/api:v1");
     expect(isSecret(envHash)).toBe(true);
 });
 
-test("the bundle goes up through stdin, identified by its content hash", () => {
+test("the bundle goes up through stdin, identified by its content hash and the release's identity", () => {
     const bundle = byName("release-bundle").object;
-    expect(bundle.create).toMatch(/^\/opt\/bot\/bin\/install-release.sh --app-dir \/opt\/bot --id v1 --hash [0-9a-f]{64}$/);
+    expect(bundle.create).toMatch(/^\/opt\/shop\/bin\/install-release.sh --app-dir \/opt\/shop --id v1 --hash [0-9a-f]{64} --release-hash [0-9a-f]{64}$/);
     expect(Buffer.from(bundle.stdin, "base64").subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
 });
 
 test("unit and cron carry their rendered text; unit after the first activation", () => {
     const unit = byName("unit-unit");
-    expect(unit.object.create).toBe("sudo -n /opt/bot/bin/install-unit.sh --name bot.service");
-    expect(unit.object.stdin).toContain("ExecStart=/usr/bin/docker compose --project-name bot");
+    expect(unit.object.create).toBe("sudo -n /opt/shop/bin/install-unit.sh --name shop.service");
+    expect(unit.object.stdin).toContain("ExecStart=/usr/bin/docker compose --project-name shop");
     expect(byName("unit").dependencies).toContain(urnOf("release-activate"));
     const cron = byName("backup-cron");
-    expect(cron.object.stdin).toContain("17 3 * * * deploy /opt/bot/bin/backup.sh");
+    expect(cron.object.stdin).toContain("17 3 * * * deploy /opt/shop/bin/backup.sh");
+    expect(cron.object.delete).toBe("sudo -n rm -f -- /etc/cron.d/onevm-shop-backup");
 });
 
-test("destroy uninstalls through the bootstrap's delete, keeping data (scripts/remote/uninstall.sh)", () => {
+test("destroy uninstalls through the bootstrap's delete, keeping data (vm/uninstall.sh)", () => {
     expect(byName("host-bootstrap").object.delete).toBe(
-        "sudo -n /opt/bot/bin/uninstall.sh --app bot --unit bot.service --cron onevm-bot-backup --owner organization/onevm/unit",
+        "sudo -n /opt/shop/bin/uninstall.sh --app shop --unit shop.service --cron onevm-shop-backup --owner organization/onevm/unit",
     );
 });
 
 test("the first remote command claims the app dir for this stack (org/project/stack)", () => {
-    expect(byName("host-dirs").object.create).toMatch(/ onevm-claim \/opt\/bot \S+ organization\/onevm\/unit \/var\/lib\/onevm$/);
+    expect(byName("host-dirs").object.create).toMatch(/ onevm-claim \/opt\/shop \S+ organization\/onevm\/unit \/var\/lib\/onevm$/);
+});
+
+test("outputs: the release record holds what the release pinned, for a rollback by ID alone", async () => {
+    expect(await value(outputs.releaseId)).toBe("v1");
+    expect(await value(outputs.previousReleaseId)).toBe("");
+    const releases = (await value(outputs.releases)) as Record<string, any>;
+    expect(Object.keys(releases)).toEqual(["v1"]);
+    expect(releases.v1.hash).toBe(await value(outputs.releaseHash));
+    expect(releases.v1.content.images.api).toBe("registry.example.com/shop/api:v1");
+    expect(releases.v1.content.files).toEqual([{ path: "nginx/default.conf", content: expect.stringContaining("proxy_pass http://api:8000") }]);
+    expect(await value(outputs.healthCheck)).toBe("ssh -p 2222 deploy@127.0.0.1 curl -fsS http://127.0.0.1:8080/healthz");
 });

@@ -2,13 +2,12 @@
  * The program under Pulumi mocks with TLS ingress on (certificate mode): the CA and
  * server certificate chain, what is secret, what goes to the VM and in which order.
  */
-import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
 import { gunzipSync } from "zlib";
-import { isSecret, Registration, reveal, runProgramUnderMocks } from "./mockProgram";
+import { isSecret, Registration, reveal, runProgramUnderMocks, value } from "./mockProgram";
+import { SHOP_SECRET_KEYS, shopConfig } from "./shopConfig";
 
 const KEY_CANARY = "canary-tls-key-31c4";
-const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyPinned sandbox";
 
 let registrations: Registration[] = [];
 let outputs: Record<string, any> = {};
@@ -25,24 +24,12 @@ beforeAll(async () => {
                 "tls:index/locallySignedCert:LocallySignedCert": { certPem: pem("CERTIFICATE") },
             };
         },
-        config: {
-            "onevm:host": "127.0.0.1",
-            "onevm:sshPort": "2222",
-            "onevm:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nssh\n-----END OPENSSH PRIVATE KEY-----\n",
-            "onevm:hostPublicKey": HOST_KEY,
-            "onevm:releaseId": "v1",
-            "onevm:images": JSON.stringify({ "bot-api": "onevm/bot-api:v1", migrate: "onevm/migrate:v1", postgres: "onevm/postgres:17", redis: "onevm/redis:8" }),
-            "onevm:telegramBotToken": "token",
-            "onevm:operator": "tester",
-            "onevm:tlsIngress": "true",
-            "onevm:tlsDomain": "bot.onevm.test",
-        },
-        secretKeys: ["onevm:sshPrivateKey", "onevm:telegramBotToken"],
+        config: shopConfig({ "onevm:tlsIngress": "true", "onevm:tlsDomain": "shop.onevm.test", "onevm:proxyImage": "caddy:2.10.2" }),
+        secretKeys: SHOP_SECRET_KEYS,
     });
+    expect(run.error).toBeUndefined();
     registrations = run.registrations;
-    const read = (o: any) => new Promise((resolve) => (pulumi.output(o) as any).apply(resolve));
-    outputs = { tlsCaCertificate: await read(run.program.tlsCaCertificate), httpsUrl: await read(run.program.httpsUrl), images: run.program.images };
-    await new Promise((r) => setTimeout(r, 200));
+    outputs = { tlsCaCertificate: await value(run.outputs.tlsCaCertificate), httpsUrl: await value(run.outputs.httpsUrl) };
 });
 
 const byName = (name: string) => {
@@ -72,25 +59,25 @@ function untar(b64: string): Record<string, string> {
     return files;
 }
 
-test("a TlsIngress component owns the CA, the server key, request and certificate, and the upload", () => {
-    const tls = byName("tls");
-    expect(tls.type).toBe("onevm:index:TlsIngress");
+test("a Proxy component owns the CA, the server key, request and certificate, and the upload", () => {
+    const tls = byName("proxy");
+    expect(tls.type).toBe("onevm:index:Proxy");
     const children = registrations.filter((r) => r.parent === tls.urn).map((r) => `${r.type} ${r.name}`);
     expect(children.sort()).toEqual([
-        "command:remote:Command tls-files",
-        "tls:index/certRequest:CertRequest tls-server-request",
-        "tls:index/locallySignedCert:LocallySignedCert tls-server",
-        "tls:index/privateKey:PrivateKey tls-ca-key",
-        "tls:index/privateKey:PrivateKey tls-server-key",
-        "tls:index/selfSignedCert:SelfSignedCert tls-ca",
+        "command:remote:Command proxy-files",
+        "tls:index/certRequest:CertRequest proxy-server-request",
+        "tls:index/locallySignedCert:LocallySignedCert proxy-server",
+        "tls:index/privateKey:PrivateKey proxy-ca-key",
+        "tls:index/privateKey:PrivateKey proxy-server-key",
+        "tls:index/selfSignedCert:SelfSignedCert proxy-ca",
     ]);
 });
 
 test("the CA is a CA; the server certificate names the domain and the VM's IP and is for serverAuth", () => {
-    expect(byName("tls-ca").object).toMatchObject({ isCaCertificate: true, allowedUses: ["certSigning", "crlSigning", "digitalSignature"] });
-    expect(byName("tls-server-request").object).toMatchObject({ dnsNames: ["bot.onevm.test"], ipAddresses: ["127.0.0.1"], subject: { commonName: "bot.onevm.test" } });
-    expect(byName("tls-server").object).toMatchObject({ allowedUses: ["digitalSignature", "keyEncipherment", "serverAuth"], validityPeriodHours: 2160, earlyRenewalHours: 720 });
-    expect(byName("tls-ca-key").object).toMatchObject({ algorithm: "ECDSA", ecdsaCurve: "P256" });
+    expect(byName("proxy-ca").object).toMatchObject({ isCaCertificate: true, allowedUses: ["certSigning", "crlSigning", "digitalSignature"] });
+    expect(byName("proxy-server-request").object).toMatchObject({ dnsNames: ["shop.onevm.test"], ipAddresses: ["127.0.0.1"], subject: { commonName: "shop.onevm.test" } });
+    expect(byName("proxy-server").object).toMatchObject({ allowedUses: ["digitalSignature", "keyEncipherment", "serverAuth"], validityPeriodHours: 2160, earlyRenewalHours: 720 });
+    expect(byName("proxy-ca-key").object).toMatchObject({ algorithm: "ECDSA", ecdsaCurve: "P256" });
 });
 
 test("private keys are secret everywhere; the key reaches the VM only inside the secret stdin archive", () => {
@@ -100,33 +87,33 @@ test("private keys are secret everywhere; the key reaches the VM only inside the
             .map(({ s }) => `${r.type} ${r.name}: ${s.slice(0, 60)}`),
     );
     expect(leaks).toEqual([]);
-    const files = byName("tls-files").object;
+    const files = byName("proxy-files").object;
     expect(isSecret(files.stdin)).toBe(true);
-    expect(files.create).toBe("sudo -n /opt/bot/bin/install-tls.sh --app-dir /opt/bot --proxy-uid 480");
+    expect(files.create).toBe("sudo -n /opt/shop/bin/install-tls.sh --app-dir /opt/shop");
     expect(files.create).not.toContain(KEY_CANARY);
     const archive = untar(reveal(files.stdin));
     expect(Object.keys(archive).sort()).toEqual(["Caddyfile", "cert.pem", "key.pem"]);
-    expect(archive["key.pem"]).toContain(`${KEY_CANARY}-tls-server-key`);
+    expect(archive["key.pem"]).toContain(`${KEY_CANARY}-proxy-server-key`);
     // The chain: server certificate, then the CA.
-    expect(archive["cert.pem"]).toBe("-----BEGIN CERTIFICATE-----\ntls-server\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\ntls-ca\n-----END CERTIFICATE-----\n");
-    expect(archive.Caddyfile).toContain("default_sni bot.onevm.test");
+    expect(archive["cert.pem"]).toBe("-----BEGIN CERTIFICATE-----\nproxy-server\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nproxy-ca\n-----END CERTIFICATE-----\n");
+    expect(archive.Caddyfile).toContain("default_sni shop.onevm.test");
     // The Caddyfile also rides in the environment, unencrypted, so preview --diff shows it.
     expect(files.environment.ONEVM_CADDYFILE).toBe(archive.Caddyfile);
 });
 
 test("the files go up after the host bootstrap and before the release starts", () => {
-    expect(byName("tls").dependencies).toContain(urnOf("host-bootstrap"));
-    expect(byName("release").dependencies).toEqual(expect.arrayContaining([urnOf("tls-files")]));
+    expect(byName("proxy").dependencies).toContain(urnOf("host-bootstrap"));
+    expect(byName("release").dependencies).toEqual(expect.arrayContaining([urnOf("proxy-files")]));
 });
 
-test("the release's compose file runs the proxy on 80/443 and the app's loopback port; bot-api publishes none", () => {
+test("the release's compose file runs the proxy on 80/443 and the app's loopback port; the web service publishes none", () => {
     const compose = parse(byName("release-activate").object.triggers[1]);
-    expect(compose.services.proxy.ports).toEqual(["0.0.0.0:80:80", "0.0.0.0:443:443", "127.0.0.1:8080:8080"]);
-    expect(compose.services.proxy.image).toBe("onevm/caddy:2");
-    expect(compose.services["bot-api"].ports).toBeUndefined();
+    expect(compose.services["onevm-proxy"].ports).toEqual(["0.0.0.0:80:80", "0.0.0.0:443:443", "127.0.0.1:8080:8080"]);
+    expect(compose.services["onevm-proxy"].image).toBe("caddy:2.10.2");
+    expect(compose.services.api.ports).toBeUndefined();
 });
 
 test("outputs: the CA certificate (not secret: clients need it) and the https URL", () => {
-    expect(outputs.tlsCaCertificate).toBe("-----BEGIN CERTIFICATE-----\ntls-ca\n-----END CERTIFICATE-----\n");
-    expect(outputs.httpsUrl).toBe("https://bot.onevm.test/");
+    expect(outputs.tlsCaCertificate).toBe("-----BEGIN CERTIFICATE-----\nproxy-ca\n-----END CERTIFICATE-----\n");
+    expect(outputs.httpsUrl).toBe("https://shop.onevm.test/");
 });

@@ -40,7 +40,11 @@ test("app names, users, ports, env keys, host keys", () => {
     ok(v.envKey, "TELEGRAM_BOT_TOKEN", "_X", "A1");
     bad(v.envKey, "lower", "1ABC", "A-B", "A B", "");
     ok(v.sshPublicKey, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFq8 root@vm", "ecdsa-sha2-nistp256 AAAAE2Vj");
-    bad(v.sshPublicKey, "", "AAAAC3NzaC1lZDI1NTE5", "ssh-dss AAAAB3", "ssh-ed25519 AAAA\nssh-rsa AAAA");
+    bad(v.sshPublicKey, "", "AAAAC3NzaC1lZDI1NTE5", "ssh-dss AAAAB3", "# 10.0.0.1:22 SSH-2.0-OpenSSH_9.6");
+    // ssh-keyscan output and known_hosts lines: the host field is dropped, the ed25519 key pinned.
+    ok(v.sshPublicKey, "10.0.0.1 ssh-ed25519 AAAAC3Nz", "[10.0.0.1]:2222 ssh-rsa AAAAB3\n[10.0.0.1]:2222 ssh-ed25519 AAAAC3Nz");
+    expect(v.hostKeyLine("[10.0.0.1]:2222 ssh-rsa AAAAB3\n[10.0.0.1]:2222 ssh-ed25519 AAAAC3Nz\n")).toBe("ssh-ed25519 AAAAC3Nz");
+    expect(v.hostKeyLine("ssh-ed25519 AAAAC3Nz root@vm")).toBe("ssh-ed25519 AAAAC3Nz");
     ok(v.hostName, "127.0.0.1", "vm.example.com", "localhost");
     bad(v.hostName, "-bad", "a b", "host;id", "");
     ok(v.intBetween(1, 7), 1, 7);

@@ -7,9 +7,11 @@ import { PROXY_CERT_FILE, PROXY_KEY_FILE, ProxyMode, renderCaddyfile } from "../
 import { installTlsCommand, removeTlsCommand } from "../lib/remote";
 import { commandConnection, remoteDefaults, secretOutputs, VmConnection } from "./connection";
 
-export interface TlsIngressArgs {
+export interface ProxyArgs {
     readonly connection: VmConnection;
     readonly app: string;
+    /** The web service as the proxy reaches it: `service:port`. */
+    readonly upstream: string;
     /**
      * `acme`: Caddy certifies `domain` itself. `certificate`: onevm's CA signs a server
      * certificate. `loopback`: no TLS, the proxy serves only the app's loopback port.
@@ -38,14 +40,14 @@ export function certificateNames(address: string, domain?: string): { commonName
 }
 
 /**
- * The ingress proxy's files on the VM, /opt/<app>/shared/tls/: the Caddyfile and, in
+ * The proxy's files on the VM, /opt/<app>/shared/tls/: the Caddyfile and, in
  * certificate mode, a server certificate and key from onevm's own CA (ECDSA P-256, made
  * with @pulumi/tls; the CA certificate is an output for clients to trust). Everything
  * travels as one archive on the remote command's stdin, secret because it holds the key;
  * the Caddyfile also goes into the command's environment so `pulumi preview --diff`
  * shows its text. The proxy service itself is part of the release's compose file.
  */
-export class TlsIngress extends pulumi.ComponentResource {
+export class Proxy extends pulumi.ComponentResource {
     /** The CA certificate (PEM) clients trust in certificate mode; "" in the others. */
     public readonly caCertPem: pulumi.Output<string>;
     /** The server certificate (PEM); "" in the other modes (in acme mode Caddy holds it). */
@@ -53,24 +55,25 @@ export class TlsIngress extends pulumi.ComponentResource {
     /** Depend on this before starting a release with the proxy. */
     public readonly installed: command.remote.Command;
 
-    constructor(name: string, args: TlsIngressArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("onevm:index:TlsIngress", name, {}, opts);
+    constructor(name: string, args: ProxyArgs, opts?: pulumi.ComponentResourceOptions) {
+        // Named TlsIngress (resource "tls") before it also served the loopback-only mode.
+        super("onevm:index:Proxy", name, {}, { ...opts, aliases: [...(opts?.aliases ?? []), { type: "onevm:index:TlsIngress", name: "tls" }] });
         const files: Array<{ path: string; content: pulumi.Input<string> }> = [];
         let caddyfile: pulumi.Input<string>;
 
         if (args.mode === "loopback") {
-            caddyfile = renderCaddyfile({ mode: "loopback" });
+            caddyfile = renderCaddyfile({ mode: "loopback", upstream: args.upstream });
             this.caCertPem = pulumi.output("");
             this.certPem = pulumi.output("");
         } else if (args.mode === "acme") {
-            if (!args.domain) throw new Error("TlsIngress: acme mode needs a domain");
-            caddyfile = renderCaddyfile({ mode: "acme", domain: args.domain, email: args.email });
+            if (!args.domain) throw new Error("Proxy: acme mode needs a domain");
+            caddyfile = renderCaddyfile({ mode: "acme", upstream: args.upstream, domain: args.domain, email: args.email });
             this.caCertPem = pulumi.output("");
             this.certPem = pulumi.output("");
         } else {
             // A droplet's address is known only once it exists.
             const names = pulumi.output(args.address).apply((a) => certificateNames(a, args.domain));
-            caddyfile = names.apply((n) => renderCaddyfile({ mode: "certificate", defaultSni: n.commonName }));
+            caddyfile = names.apply((n) => renderCaddyfile({ mode: "certificate", upstream: args.upstream, defaultSni: n.commonName }));
             const caKey = new tls.PrivateKey(`${name}-ca-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
             const ca = new tls.SelfSignedCert(
                 `${name}-ca`,
