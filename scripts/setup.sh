@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything onevm needs on a fresh Debian machine, idempotently:
-# Debian packages, the Docker engine, npm packages (with Node 22), and the Pulumi CLI
-# built from the Go module proxy. Later runs take seconds.
+# Debian packages, the Docker engine and Compose v2, npm packages (with Node 22), and the
+# Pulumi CLI built from the Go module proxy. Later runs take seconds.
 #
 # Usage: scripts/setup.sh [--help]
 # Exit:  0 ready, 1 a step failed, 2 bad usage
@@ -22,6 +22,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 bash scripts/install-docker.sh
+bash scripts/install-compose.sh
 
 lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ "$(cat node_modules/.onevm-lock-hash 2>/dev/null)" != "$lock_hash" ]; then

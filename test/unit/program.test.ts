@@ -2,6 +2,7 @@
  * The program under Pulumi mocks: which resources it registers, with which inputs,
  * dependencies and secrets — read from the registration requests the engine would get.
  */
+import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
 import { isSecret, Registration, reveal, runProgramUnderMocks, value } from "./mockProgram";
 import { CANARY_KEY, CANARY_STRIPE, HOST_KEY, SHOP_SECRET_KEYS, shopConfig } from "./shopConfig";
@@ -165,4 +166,22 @@ test("outputs: the release record holds what the release pinned, for a rollback 
     expect(releases.v1.content.images.api).toBe("registry.example.com/shop/api:v1");
     expect(releases.v1.content.files).toEqual([{ path: "nginx/default.conf", content: expect.stringContaining("proxy_pass http://api:8000") }]);
     expect(await value(outputs.healthCheck)).toBe("ssh -p 2222 deploy@127.0.0.1 curl -fsS http://127.0.0.1:8080/healthz");
+});
+
+test("a rendered file that `docker compose config` refuses stops the program with compose's message, before any VM resource", async () => {
+    const run = await runProgramUnderMocks({
+        stack: "unit",
+        config: shopConfig({ "onevm:composeFile": "test/unit/fixtures/broken/compose.yaml", "onevm:images": undefined, "onevm:web": undefined, "onevm:migrate": undefined, "onevm:database": undefined, "onevm:secrets": undefined }),
+        secretKeys: SHOP_SECRET_KEYS,
+    });
+    expect(pulumi.RunError.isInstance(run.error)).toBe(true);
+    expect(run.error?.message).toMatch(/^Invalid onevm configuration \(nothing was changed\):\n {2}- the rendered Compose file does not pass `docker compose config`: .*depends on undefined service/s);
+    expect(run.registrations.filter((r) => r.type.startsWith("command:"))).toEqual([]);
+});
+
+test("a config problem stops the program with one clean block naming every key, before any resource", async () => {
+    const run = await runProgramUnderMocks({ stack: "unit", config: shopConfig({ "onevm:releaseId": "v1;rm", "onevm:backupKeep": "0" }), secretKeys: SHOP_SECRET_KEYS });
+    expect(pulumi.RunError.isInstance(run.error)).toBe(true);
+    expect(run.error?.message).toBe('Invalid onevm configuration (nothing was changed):\n  - onevm:releaseId = "v1;rm" must be 1-64 characters of letters, digits, \'.\', \'_\' or \'-\', starting with a letter or digit (no \'/\', spaces or shell metacharacters)\n  - onevm:backupKeep = "0" must be an integer between 1 and 1000');
+    expect(run.registrations).toEqual([]);
 });
