@@ -3,8 +3,11 @@
 # and a sudo user `deploy`, with no Docker engine inside, reachable on 127.0.0.1.
 #
 # Usage: scripts/sandbox.sh COMMAND [NAME]        (NAME defaults to "default")
-#   up [NAME]              create/boot the sandbox, wait until ssh as deploy works,
-#                          print its status JSON (a running sandbox: just the status)
+#   up [NAME] [--with-docker]
+#                          create/boot the sandbox, wait until ssh as deploy works,
+#                          print its status JSON (a running sandbox: just the status);
+#                          --with-docker: Docker Engine and Compose v2 preinstalled
+#                          (sandbox/vm-docker), for tests that do not test their install
 #   down [NAME]            remove the container, its volumes and its state
 #   reboot [NAME]          restart the container like a VM reboot (volumes and host key
 #                          kept), wait for ssh, print the status JSON
@@ -43,6 +46,8 @@ case "$cmd" in
   "") usage >&2; exit 2 ;;
   *) log ERROR "unknown command: $cmd"; usage >&2; exit 2 ;;
 esac
+with_docker=0
+if [ "$cmd" = up ] && [ "${1:-}" = --with-docker ]; then with_docker=1; shift; fi
 if [ "$cmd" != ssh ] && [ "$cmd" != list ] && [ $# -gt 0 ]; then
   die 2 "unexpected arguments after '$cmd ${name}': $*"
 fi
@@ -118,25 +123,25 @@ console_host_key() {
 
 pinned_host_key() { [ -r "$known" ] && awk 'NR == 1 { print $2 " " $3 }' "$known"; }
 
-vm_image() {
+# image_tag REPO DIR FROM_IMAGE: REPO:<hash of DIR's files and FROM_IMAGE's id>.
+image_tag() {
   local h
-  h=$( { (cd "$vm_dir" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
-        docker image inspect -f '{{.Id}}' "$base_image"; } | sha256sum | cut -c1-12)
-  printf 'onevm/sandbox-vm:%s\n' "$h"
+  h=$( { (cd "$2" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+        docker image inspect -f '{{.Id}}' "$3"; } | sha256sum | cut -c1-12)
+  printf '%s:%s\n' "$1" "$h"
 }
 
-build_vm_image() {
-  "$root/scripts/install-docker.sh" || die 1 "no Docker engine"
-  "$root/scripts/base-image.sh" || die 1 "base image $base_image could not be built"
-  image=$(vm_image)
+# build_image IMAGE DIR [docker build args...]: builds IMAGE from DIR unless it exists.
+build_image() {
+  local image=$1 dir=$2 t0=$SECONDS blog
+  shift 2
   docker image inspect "$image" >/dev/null 2>&1 && return 0
   exec 6>"$lockdir/onevm-sandbox-build.lock"
-  flock -w 900 6 || die 1 "timed out waiting for another build of the sandbox VM image"
+  flock -w 900 6 || die 1 "timed out waiting for another build of a sandbox VM image"
   if ! docker image inspect "$image" >/dev/null 2>&1; then
-    log INFO "building $image from sandbox/vm (about 35 s)"
-    local t0=$SECONDS blog
+    log INFO "building $image from ${dir#"$root"/}"
     blog=$(mktemp)
-    if ! DOCKER_BUILDKIT=0 docker build --label "onevm.context=${image#*:}" -t "$image" "$vm_dir" >"$blog" 2>&1; then
+    if ! DOCKER_BUILDKIT=0 docker build --label "onevm.context=${image#*:}" -t "$image" "$@" "$dir" >"$blog" 2>&1; then
       tail -n 30 "$blog" >&2; rm -f "$blog"
       die 1 "docker build of $image failed"
     fi
@@ -144,6 +149,19 @@ build_vm_image() {
     log INFO "built $image in $((SECONDS - t0)) s"
   fi
   exec 6>&-
+}
+
+# build_vm_image: sets image to the VM image to run (the Docker flavour with --with-docker).
+build_vm_image() {
+  "$root/scripts/install-docker.sh" || die 1 "no Docker engine"
+  "$root/scripts/base-image.sh" || die 1 "base image $base_image could not be built"
+  image=$(image_tag onevm/sandbox-vm "$vm_dir" "$base_image")
+  build_image "$image" "$vm_dir"
+  if [ "$with_docker" = 1 ]; then
+    local plain=$image
+    image=$(image_tag onevm/sandbox-vm-docker "$root/sandbox/vm-docker" "$plain")
+    build_image "$image" "$root/sandbox/vm-docker" --build-arg "VM_IMAGE=$plain"
+  fi
 }
 
 # Wait (bounded, with visible progress) until the VM generated its host key and ssh as

@@ -8,6 +8,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { ConfigMap, LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
+import { parse as parseYaml } from "yaml";
 
 export const ROOT = path.resolve(__dirname, "..", "..");
 export const IMAGE_DIR = path.join(ROOT, "build", "images");
@@ -42,8 +43,12 @@ function run(cmd: string, args: string[], opts: { input?: string; timeoutMs?: nu
  */
 const sandboxName = (name: string) => `${process.env.ONEVM_SANDBOX_PREFIX ?? ""}${name}`;
 
-export function sandboxUp(name: string): Sandbox {
-    return JSON.parse(run("bash", ["scripts/sandbox.sh", "up", sandboxName(name)]));
+/**
+ * A fresh sandbox VM. `withDocker`: Docker Engine and Compose v2 preinstalled, for tests
+ * that do not test bootstrap-host.sh's Docker install (it then only checks them).
+ */
+export function sandboxUp(name: string, o: { withDocker?: boolean } = {}): Sandbox {
+    return JSON.parse(run("bash", ["scripts/sandbox.sh", "up", sandboxName(name), ...(o.withDocker ? ["--with-docker"] : [])]));
 }
 
 export function sandboxReboot(name: string): Sandbox {
@@ -77,19 +82,17 @@ export function ssh(vm: Sandbox, command: string, opts: { input?: string; allowF
     return result;
 }
 
+/** Per release ID, the images that change per release (what onevm:images takes). */
+export type ReleaseImages = Record<string, Record<string, string>>;
+
 /**
- * Builds the sample app's releases and the proxy image (onevm/caddy:2) and saves them as
- * archives for `archive` transport.
+ * Builds an example's releases (scripts/build-images.sh, Docker's layer cache makes a
+ * rebuild take seconds) and saves every image it uses as an archive for `archive` transport.
  */
-export function buildImages(releases: string[]): Record<string, Record<string, string>> {
-    const out = run("bash", ["scripts/build-images.sh", ...releases.flatMap((r) => ["--release", r]), "--save", IMAGE_DIR], {
+export function buildExampleImages(example: string, releases: string[]): ReleaseImages {
+    const out = run("bash", ["scripts/build-images.sh", "--example", example, ...releases.flatMap((r) => ["--release", r]), "--save", IMAGE_DIR], {
         timeoutMs: 1_800_000,
     });
-    return parseImageRefs(out, releases);
-}
-
-/** build-images.sh prints one JSON object of refs per release, in order. */
-function parseImageRefs(out: string, releases: string[]): Record<string, Record<string, string>> {
     const objects = out
         .split("\n")
         .map((l) => l.trim())
@@ -99,6 +102,14 @@ function parseImageRefs(out: string, releases: string[]): Record<string, Record<
         throw new Error(`expected ${releases.length} image sets from build-images.sh, got: ${out}`);
     }
     return Object.fromEntries(releases.map((r, i) => [r, objects[i]]));
+}
+
+/** The example's own stack config (examples/NAME/stack.yaml), as the Automation API takes it. */
+export function exampleConfig(example: string): ConfigMap {
+    const doc = parseYaml(fs.readFileSync(path.join(ROOT, "examples", example, "stack.yaml"), "utf8")) as { config: Record<string, unknown> };
+    return Object.fromEntries(
+        Object.entries(doc.config).map(([key, value]) => [key, { value: typeof value === "string" ? value : JSON.stringify(value) }]),
+    );
 }
 
 export interface TestStack {

@@ -1,0 +1,212 @@
+/**
+ * The lifecycle every example app goes through with the real engine on one sandbox VM:
+ * deploy, a switch to a second release (probed: the proxy drops no request), a release
+ * stopped by its health gate and rolled back automatically, an operator rollback by
+ * onevm:releaseId alone, and, with a database, a backup and a restore with every row
+ * compared. Each example's test file calls describeExampleLifecycle and adds its own checks.
+ */
+import { ConfigMap } from "@pulumi/pulumi/automation";
+import { buildExampleImages, exampleConfig, newStack, ReleaseImages, removeStack, Sandbox, sandboxDown, sandboxUp, ssh, stackConfig, TestStack } from "./harness";
+
+export interface ExampleSpec {
+    /** examples/<example>. */
+    example: string;
+    /** The secret values the example declares (onevm:secrets), keyed by env name: canaries. */
+    secrets: Record<string, string>;
+    /** Releases: a first, a second, one that fails its health gate; `more` are built too, for the file's own tests. */
+    releases: { first: string; second: string; broken: string; more?: string[] };
+    /** Extra stack config for the test (over the example's stack.yaml). */
+    config?: ConfigMap;
+    /** Docker preinstalled on the VM (everything but the bootstrap test). */
+    withDocker?: boolean;
+    /** Which release the running app reports (its own way: an endpoint, a log line, a row). */
+    runningRelease(vm: Sandbox, app: string): string;
+    /** The app's data, for the backup and restore check: a table, and SQL that adds row n. */
+    data?: { table: string; insert(n: number): string };
+}
+
+export interface ExampleRun {
+    vm: Sandbox;
+    t: TestStack;
+    images: ReleaseImages;
+    app: string;
+    /** The loopback port the web service answers on ("" without a web role). */
+    hostPort?: number;
+    deploy(release: string, extra?: ConfigMap): ReturnType<TestStack["stack"]["up"]>;
+    expectUpToFail(release: string): Promise<string>;
+    current(): string;
+    history(): Array<Record<string, unknown>>;
+    /** Runs SQL in the database service's container as the app's role; returns psql's unaligned output. */
+    sql(query: string): string;
+}
+
+/** The shared state of an example's test file: set in beforeAll, read by every test. */
+export function exampleRun(spec: ExampleSpec): ExampleRun {
+    const run = { images: {} } as ExampleRun;
+    const config = exampleConfig(spec.example);
+    run.app = config["onevm:app"].value;
+    const web = config["onevm:web"] ? JSON.parse(config["onevm:web"].value) : undefined;
+    run.hostPort = web ? Number(web.hostPort ?? web.port) : undefined;
+
+    run.deploy = async (release, extra = {}) => {
+        await run.t.stack.setConfig("onevm:releaseId", { value: release });
+        await run.t.stack.setConfig("onevm:images", { value: JSON.stringify(run.images[release]) });
+        for (const [k, v] of Object.entries(extra)) await run.t.stack.setConfig(k, v);
+        return run.t.stack.up({ onOutput: (o) => run.t.output.push(o) });
+    };
+    run.expectUpToFail = async (release) => {
+        let message = "";
+        await run.deploy(release).then(
+            () => {
+                throw new Error(`pulumi up of ${release} unexpectedly succeeded`);
+            },
+            (e: Error) => {
+                message = e.message;
+            },
+        );
+        return message;
+    };
+    run.current = () => ssh(run.vm, `readlink -f /opt/${run.app}/current`).out.trim();
+    run.history = () =>
+        ssh(run.vm, `cat /opt/${run.app}/state/history.jsonl`)
+            .out.trim()
+            .split("\n")
+            .map((l) => JSON.parse(l));
+    run.sql = (query) => {
+        const db = `$(docker ps -q --filter label=com.docker.compose.project=${run.app} --filter label=onevm.role=database | head -n 1)`;
+        return ssh(run.vm, `docker exec -i ${db} sh -c 'psql -X -q -tA -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB"'`, { input: query }).out;
+    };
+
+    beforeAll(async () => {
+        const { first, second, broken, more = [] } = spec.releases;
+        run.images = buildExampleImages(spec.example, [first, second, broken, ...more]);
+        const name = `ex-${spec.example}`;
+        sandboxDown(name);
+        run.vm = sandboxUp(name, { withDocker: spec.withDocker ?? true });
+        run.t = await newStack(name, {
+            ...config,
+            ...stackConfig(run.vm, {}),
+            ...Object.fromEntries(Object.entries(spec.secrets).map(([k, v]) => [`app:${k}`, { value: v, secret: true }])),
+            "onevm:releaseId": { value: first },
+            "onevm:images": { value: JSON.stringify(run.images[first]) },
+            "onevm:healthRetries": { value: "30" },
+            ...spec.config,
+        });
+    });
+
+    afterAll(async () => {
+        if (run.t) await removeStack(run.t);
+        sandboxDown(`ex-${spec.example}`);
+    });
+    return run;
+}
+
+/**
+ * Probes the web service's loopback port on the VM ten times a second (curl, a new
+ * connection each, 2 s timeout) until the returned function stops it; that returns every
+ * probe's status.
+ */
+export function startVmProber(vm: Sandbox, url: string): () => string[] {
+    const script = [
+        "rm -f /tmp/probe.log /tmp/probe.stop",
+        "while [ ! -e /tmp/probe.stop ]; do",
+        `  curl -s -o /dev/null -w '%{http_code}\\n' --max-time 2 ${url} >>/tmp/probe.log`,
+        "  sleep 0.1",
+        "done",
+    ].join("\n");
+    ssh(vm, `cat >/tmp/probe.sh <<'EOF'\n${script}\nEOF\nnohup bash /tmp/probe.sh </dev/null >/dev/null 2>&1 &`);
+    return () => {
+        ssh(vm, "touch /tmp/probe.stop; sleep 2.5");
+        return ssh(vm, "cat /tmp/probe.log").out.trim().split("\n");
+    };
+}
+
+/** The standard lifecycle tests, in order, on the run's VM. */
+export function describeExampleLifecycle(spec: ExampleSpec, run: ExampleRun): void {
+    const { first, second, broken } = spec.releases;
+    const web = () => run.hostPort !== undefined;
+
+    test(`deploy ${first}: current is ${first}, healthy, and the app reports it`, async () => {
+        const res = await run.deploy(first);
+        expect(res.summary.result).toBe("succeeded");
+        expect(res.outputs.releaseId.value).toBe(first);
+        expect(run.current()).toBe(`/opt/${run.app}/releases/${first}`);
+        expect(ssh(run.vm, `/opt/${run.app}/bin/health-check.sh --retries 1`, { allowFailure: true }).code).toBe(0);
+        expect(spec.runningRelease(run.vm, run.app)).toBe(first);
+    });
+
+    test("docker compose ps and logs work as typed in /opt/<app>/current", () => {
+        const ps = ssh(run.vm, `cd /opt/${run.app}/current && docker compose ps --format '{{.Service}} {{.State}}'`).out;
+        expect(ps).toMatch(/running/);
+        expect(ssh(run.vm, `cd /opt/${run.app}/current && docker compose logs --tail=5 >/dev/null && echo ok`).out.trim()).toBe("ok");
+    });
+
+    test(`switch to ${second}${web() ? " through the proxy: no request dropped" : ""}${spec.data ? ", data kept" : ""}`, async () => {
+        const rows = spec.data ? seedRows(spec, run, 3) : undefined;
+        const stopProber = web() ? startVmProber(run.vm, `http://127.0.0.1:${run.hostPort}/`) : undefined;
+        const res = await run.deploy(second);
+        const probes = stopProber?.() ?? [];
+        expect(res.outputs.releaseId.value).toBe(second);
+        expect(res.outputs.previousReleaseId.value).toBe(first);
+        expect(spec.runningRelease(run.vm, run.app)).toBe(second);
+        if (web()) {
+            // Through the proxy, the switch drops no request.
+            expect(probes.length).toBeGreaterThan(20);
+            expect(probes.filter((p) => p === "000" || p.startsWith("5"))).toEqual([]);
+        }
+        if (rows) expect(tableText(spec, run)).toBe(rows);
+        expect(run.history().pop()).toMatchObject({ release: second, previous: first, result: "success" });
+    });
+
+    test(`${broken} fails its health gate and is switched back to ${second} automatically, with an incident note`, async () => {
+        const message = await run.expectUpToFail(broken);
+        expect(message).toMatch(new RegExp(broken));
+        expect(run.current()).toBe(`/opt/${run.app}/releases/${second}`);
+        expect(spec.runningRelease(run.vm, run.app)).toBe(second);
+        expect(run.history().pop()).toMatchObject({ release: broken, result: "rolled_back" });
+        expect(ssh(run.vm, `cat $(ls -t /opt/${run.app}/state/incidents/*.md | head -1)`).out).toMatch(new RegExp(`${broken}[\\s\\S]*${second}`));
+    });
+
+    test(`operator rollback by onevm:releaseId alone: ${first} runs exactly again, from the stack's record`, async () => {
+        // The configured images are still the broken release's: the record of `first` wins.
+        await run.t.stack.setConfig("onevm:releaseId", { value: first });
+        const out: string[] = [];
+        await run.t.stack.preview({ onOutput: (o) => out.push(o) });
+        expect(out.join("")).toMatch(new RegExp(`Rolling back from ${second} to ${first}: .*record.*The database is NOT restored`));
+        const res = await run.t.stack.up({ onOutput: (o) => run.t.output.push(o) });
+        expect(res.outputs.releaseId.value).toBe(first);
+        expect(run.current()).toBe(`/opt/${run.app}/releases/${first}`);
+        expect(spec.runningRelease(run.vm, run.app)).toBe(first);
+        for (const [svc, ref] of Object.entries(run.images[first])) {
+            expect(ssh(run.vm, `grep -A3 '^  ${svc}:' /opt/${run.app}/current/compose.yaml`).out).toContain(`image: ${ref}`);
+        }
+    });
+
+    if (spec.data) {
+        test("a backup, then changes, then a restore of that backup: every row as it was", () => {
+            const data = spec.data!;
+            seedRows(spec, run, 5);
+            const before = tableText(spec, run);
+            const backup = ssh(run.vm, `/opt/${run.app}/bin/backup.sh --type manual --no-offsite`).out.trim();
+            expect(backup).toMatch(new RegExp(`^/opt/${run.app}/backups/${run.app}_\\d{8}_\\d{6}_manual\\.dump$`));
+            run.sql(`${data.insert(1000)}; DELETE FROM ${data.table} WHERE ctid IN (SELECT ctid FROM ${data.table} LIMIT 2);`);
+            expect(tableText(spec, run)).not.toBe(before);
+            const id = backup.split("/").pop()!.replace(/\.dump$/, "");
+            ssh(run.vm, `/opt/${run.app}/bin/restore.sh --backup ${id} --yes`);
+            expect(tableText(spec, run)).toBe(before);
+            expect(ssh(run.vm, `/opt/${run.app}/bin/health-check.sh --retries 30`, { allowFailure: true }).code).toBe(0);
+        });
+    }
+}
+
+/** Adds n rows with the example's own SQL; returns the table's text afterwards. */
+function seedRows(spec: ExampleSpec, run: ExampleRun, n: number): string {
+    const base = Number(run.sql(`SELECT count(*) FROM ${spec.data!.table}`).trim());
+    run.sql(Array.from({ length: n }, (_, i) => spec.data!.insert(base + i + 1)).join(";\n"));
+    return tableText(spec, run);
+}
+
+/** Every row of the example's table, in a stable order. */
+function tableText(spec: ExampleSpec, run: ExampleRun): string {
+    return run.sql(`SELECT t::text FROM ${spec.data!.table} t ORDER BY t::text`);
+}
