@@ -19,6 +19,7 @@ import { firewallRules } from "./lib/render/firewall";
 import { databaseVolumes } from "./lib/render/compose";
 import { renderOffsiteFiles } from "./lib/render/offsite";
 import { vmPaths } from "./lib/render/paths";
+import { renderSshConfig, sshHostAlias } from "./lib/render/sshConfig";
 import { renderUnit, unitName } from "./lib/render/unit";
 import { alterRolePasswordSql, scramSha256Verifier } from "./lib/scram";
 import { imageArchivePaths, VM_ENGINE_DIR, vmEngineHash } from "./program/artifacts";
@@ -113,11 +114,17 @@ export = async () => {
         recordRelease(previous.releases, cfg.releaseId, { hash: model.releaseHash, content: releaseContent(model) }, cfg.keepReleases + 2),
     );
     const port = target.kind === "existing" ? target.port : 22;
+    const alias = sshHostAlias(app, pulumi.getStack());
     return {
         /** The VM's address: the reserved IP or the droplet's IPv4, or the configured host. */
         address: vm.address,
-        sshCommand: pulumi.interpolate`ssh -p ${port} ${user}@${vm.address}`,
-        healthCheck: model.web ? pulumi.interpolate`ssh -p ${port} ${user}@${vm.address} curl -fsS http://127.0.0.1:${model.web.hostPort}${model.web.checks[0].path}` : "",
+        /** Where the operator command (npm run onevm) and plain ssh find the VM. */
+        vm: { app, host: vm.address, port, user, hostPublicKey: vm.connection.hostKey },
+        sshConfig: pulumi.all([vm.address, vm.connection.hostKey]).apply(([host, hostPublicKey]) =>
+            renderSshConfig({ alias, host, port, user, hostPublicKey, identityFile: `~/.ssh/${alias}` }),
+        ),
+        sshCommand: `ssh ${alias}`,
+        healthCheck: model.web ? `ssh ${alias} curl -fsS http://127.0.0.1:${model.web.hostPort}${model.web.checks[0].path}` : "",
         /** The host key every connection pins, and the deploy key onevm generated ("" when the operator brought one). */
         sshHostPublicKey: vm.connection.hostKey,
         deployPrivateKey: target.kind === "digitalocean" && !target.deployPublicKey ? pulumi.secret(vm.connection.privateKey) : "",

@@ -165,7 +165,26 @@ test("outputs: the release record holds what the release pinned, for a rollback 
     expect(releases.v1.hash).toBe(await value(outputs.releaseHash));
     expect(releases.v1.content.images.api).toBe("registry.example.com/shop/api:v1");
     expect(releases.v1.content.files).toEqual([{ path: "nginx/default.conf", content: expect.stringContaining("proxy_pass http://api:8000") }]);
-    expect(await value(outputs.healthCheck)).toBe("ssh -p 2222 deploy@127.0.0.1 curl -fsS http://127.0.0.1:8080/healthz");
+    expect(await value(outputs.healthCheck)).toBe("ssh onevm-shop-unit curl -fsS http://127.0.0.1:8080/healthz");
+});
+
+test("outputs: where the VM is, and an ssh_config block that pins its host key", async () => {
+    expect(await value(outputs.vm)).toEqual({ app: "shop", host: "127.0.0.1", port: 2222, user: "deploy", hostPublicKey: HOST_KEY });
+    expect(await value(outputs.sshConfig)).toBe(
+        [
+            "Host onevm-shop-unit",
+            "  HostName 127.0.0.1",
+            "  Port 2222",
+            "  User deploy",
+            "  IdentityFile ~/.ssh/onevm-shop-unit",
+            "  IdentitiesOnly yes",
+            "  StrictHostKeyChecking yes",
+            "  UserKnownHostsFile /dev/null",
+            `  KnownHostsCommand /bin/echo %H ${HOST_KEY}`,
+            "",
+        ].join("\n"),
+    );
+    expect(outputs.sshCommand).toBe("ssh onevm-shop-unit");
 });
 
 test("a rendered file that `docker compose config` refuses stops the program with compose's message, before any VM resource", async () => {
