@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Static checks of scripts/remote/*.sh: shellcheck, strict mode, --help (exit 0, lists exit
+# Static checks of vm/*.sh: shellcheck, strict mode, --help (exit 0, lists exit
 # codes), unknown flags exit 64, and every script sourcing the shared helpers in common.sh.
 # Usage: test/remote/lint.sh
 # Exit: 0 clean, 1 problems found.
 set -euo pipefail
 
 ROOT="$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)"
-DIR="$ROOT/scripts/remote"
+DIR="$ROOT/vm"
 # shellcheck disable=SC2016  # the literal line each script must contain
-SOURCE_LINE='source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"'
+SOURCE_LINE='source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"'
 fail=0
 
 command -v shellcheck >/dev/null || { echo "shellcheck missing (apt-get install -y shellcheck)"; exit 1; }
-shellcheck -x "$DIR/common.sh" || { echo "FAIL shellcheck common.sh"; fail=1; }
+shellcheck -x "$DIR/lib/common.sh" || { echo "FAIL shellcheck common.sh"; fail=1; }
 for f in "$DIR"/*.sh; do
   name="$(basename "$f")"
   [[ "$name" == common.sh ]] && continue

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end test of scripts/remote/*.sh on a real sandbox VM (scripts/sandbox.sh): a
+# End-to-end test of vm/*.sh on a real sandbox VM (scripts/sandbox.sh): a
 # Debian trixie container with systemd and sshd, no Docker until bootstrap-host.sh
 # installs it. Nothing is mocked: real Docker Engine, Compose v2, PostgreSQL, the sample
 # app's images (scripts/build-images.sh), systemd, cron.d and a VM reboot.
@@ -65,7 +65,7 @@ bundle() {
   sed -e "s/@RELEASE@/$id/g" -e "s/@TAG@/$tag/g" "$FIX/compose.yaml.in" >"$d/compose.yaml"
   [[ -z "$extra" ]] || printf '# %s\n' "$extra" >>"$d/compose.yaml"
   sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1=/p' "$FIX/env" >"$d/.env.example"
-  cp "$ROOT"/scripts/remote/*.sh "$d/bin/"
+  cp "$ROOT"/vm/*.sh "$d/bin/"
   hash="$(cd "$d" && find . -type f ! -name release.json -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-64)"
   jq -n --arg id "$id" --arg tag "$tag" --arg hash "$hash" \
     '{release_id: $id, app: "bot", content_hash: $hash, created_at: "2026-01-01T00:00:00Z",
@@ -160,7 +160,7 @@ t_sandbox_up() {
 t_bootstrap() {
   local out ms
   vm "sudo install -d -o deploy -g deploy -m 755 $A $BIN"
-  tar -C "$ROOT/scripts/remote" -cf - . | vm "tar -C $BIN -xf - && chmod 755 $BIN/*.sh"
+  tar -C "$ROOT/vm" -cf - . | vm "tar -C $BIN -xf - && chmod 755 $BIN/*.sh"
   vm "sudo $BIN/bootstrap-host.sh --app bot --user deploy" 2>"$WORK/last.err" || fail "bootstrap failed"
   vm 'docker compose version' >/dev/null || fail "docker compose not usable by deploy"
   assert_eq "$(vm "stat -c '%a %U' $A/shared")" "700 deploy" "shared/ mode"
@@ -491,7 +491,7 @@ t_uninstall() {
   assert_contains "$out" "Kept:" "second uninstall report"
   # The kept volume really holds the data: reinstall and find the rows. The scripts go
   # in the layout lib/remote.ts uses: tools/<hash>/ with bin -> tools/<hash>.
-  tar -C "$ROOT/scripts/remote" -cf - . | vm "sudo install -d -o deploy -g deploy $A $A/tools/h1 && tar -C $A/tools/h1 -xf - && ln -sfn tools/h1 $A/.bin.tmp && mv -T $A/.bin.tmp $BIN"
+  tar -C "$ROOT/vm" -cf - . | vm "sudo install -d -o deploy -g deploy $A $A/tools/h1 && tar -C $A/tools/h1 -xf - && ln -sfn tools/h1 $A/.bin.tmp && mv -T $A/.bin.tmp $BIN"
   vm "sudo $BIN/bootstrap-host.sh --app bot --user deploy" 2>/dev/null
   "$SB" ssh "$NAME" -- "$BIN/write-env.sh" <"$FIX/env" >/dev/null 2>&1
   install_release v2 v2 || fail "reinstall v2"

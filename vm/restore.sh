@@ -41,8 +41,8 @@ Log: APP_DIR/logs/restore.log
 USAGE
 }
 
-# shellcheck source-path=SCRIPTDIR source=common.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 
 PG_TIMEOUT="${PG_TIMEOUT:-600}"
 APP_SERVICES=(bot-api)

@@ -70,8 +70,8 @@ Log: APP_DIR/logs/activate.log
 USAGE
 }
 
-# shellcheck source-path=SCRIPTDIR source=common.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 
 # ---- state -------------------------------------------------------------------------
 RELEASE="" OPERATOR="" HEALTH_RETRIES=60 HEALTH_INTERVAL=1 SKIP_BACKUP=false LOCK_WAIT=300

@@ -29,8 +29,8 @@ Log: APP_DIR/logs/install-offsite.log
 USAGE
 }
 
-# shellcheck source-path=SCRIPTDIR source=common.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 
 ALLOWED_FILES=(targets.json ssh_key ssh_known_hosts s3.curlrc)
 

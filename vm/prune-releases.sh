@@ -31,8 +31,8 @@ Log: APP_DIR/logs/prune-releases.log
 USAGE
 }
 
-# shellcheck source-path=SCRIPTDIR source=common.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 
 main() {
   local app_dir="" keep="" dry=false lock_wait=300 releases app id path pid i deleted=0

@@ -29,8 +29,8 @@ Log: APP_DIR/logs/set-db-password.log
 USAGE
 }
 
-# shellcheck source-path=SCRIPTDIR source=common.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 
 APP_DIR=""
 while [[ $# -gt 0 ]]; do

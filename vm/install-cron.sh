@@ -28,8 +28,8 @@ Log: APP_DIR/logs/install-cron.log
 USAGE
 }
 
-# shellcheck source-path=SCRIPTDIR source=common.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 
 # check_line TEXT: 0 when TEXT is a valid cron.d line.
 check_line() {

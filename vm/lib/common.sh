@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# common.sh: helpers every scripts/remote/*.sh sources (logging, exit codes, app dir,
+# common.sh: helpers every vm/*.sh sources (logging, exit codes, app dir,
 # atomic writes, locks). Not run on its own. SCRIPT_NAME/SCRIPT_DIR name the sourcing script.
 # shellcheck disable=SC2034  # LOG_FILE and EX_USAGE are read by the sourcing scripts
 

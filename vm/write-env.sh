@@ -25,8 +25,8 @@ Log: APP_DIR/logs/write-env.log
 USAGE
 }
 
-# shellcheck source-path=SCRIPTDIR source=common.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 
 main() {
   local app_dir="" dest tmp sum size

@@ -35,8 +35,8 @@ Log: APP_DIR/logs/health-check.log
 USAGE
 }
 
-# shellcheck source-path=SCRIPTDIR source=common.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 
 readonly FAMILIES=(bot_api_service_health bot_api_requests_total bot_api_request_latency_seconds
   bot_api_booking_outcomes_total bot_api_abuse_outcomes_total)
