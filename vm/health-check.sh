@@ -1,35 +1,48 @@
 #!/usr/bin/env bash
-# health-check.sh: is the app's compose stack healthy? (HTTP /health, /metrics, compose states)
+# health-check.sh: the health gate of a release: its web checks and its containers' states.
+# shellcheck disable=SC2016  # jq programs sit in single quotes
 set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-Usage: health-check.sh [--retries N] [--interval S] [--json] [--url URL] [--app-dir /opt/APP]
+Usage: health-check.sh [SERVICE] [--release-dir DIR] [--retries N] [--interval S]
+                       [--url BASE] [--json] [--app-dir /opt/APP]
 
-One attempt checks, all at once:
-  - GET URL/health answers the JSON body {"status":"ok","service":"bot-api"}
-  - GET URL/metrics holds the families bot_api_service_health bot_api_requests_total
-    bot_api_request_latency_seconds bot_api_booking_outcomes_total
-    bot_api_abuse_outcomes_total
-  - `docker compose -p APP ps -a --format json`: migrate exited with code 0; bot-api,
-    postgres and redis are running and healthy (APP = basename of the app dir)
+The roles and checks come from DIR/release.json (default: APP_DIR/current). One attempt
+checks, all at once:
+  - every check of the web role (web.checks[]: path, status, json, contains) answers on
+    BASE<path> (BASE default http://127.0.0.1:<web.host_port>) with its status (default
+    200), each `json` field equal to the body's (compared as JSON values, nested objects
+    as subsets) and each `contains` substring in the body
+  - the migrate role's container exited with code 0
+  - every other service's containers (release.json `services`) are running, and
+    `healthy` when the container has a healthcheck
+An app without a web role is gated by its containers alone. With SERVICE only that
+service is checked (and the web checks when it is the web role's service).
 Attempts repeat every S seconds until one passes or N attempts were made. A migrate
-container that exited non-zero fails at once (it will not recover by waiting).
+container that exited non-zero fails at once (waiting will not mend it).
 
 Options:
-  --retries N     attempts (default 30)
-  --interval S    seconds between attempts (default 2)
-  --url URL       base URL of bot-api (default http://127.0.0.1:8080)
-  --json          print the last attempt's result as one JSON object on stdout
-  --app-dir DIR   app directory (default: derived from the script's place)
-  -h, --help      this help
+  SERVICE            check only this service of the release
+  --release-dir DIR  the release whose roles and checks apply (default APP_DIR/current)
+  --retries N        attempts (default: settings.health_retries of the release, else 60)
+  --interval S       seconds between attempts (default: settings.health_interval, else 1)
+  --url BASE         base URL of the web checks (default http://127.0.0.1:<web.host_port>)
+  --json             print the last attempt as one JSON object on stdout: timestamp,
+                     release, overall_status (healthy|unhealthy|timeout), attempts, url,
+                     services {NAME: {status (healthy|unhealthy), role, state, health,
+                     exit_code, containers, checks (web role: [{path, ok, status,
+                     response_time_ms, detail}])}}, summary
+  --app-dir DIR      app directory (default: derived from the script's place)
+  -h, --help         this help
 
 Exit codes:
   0   healthy
-  1   unhealthy: the last attempt got answers and something was wrong
-      (wrong /health body, missing metric families, a container not running/healthy,
-      migrate exited non-zero)
-  2   timeout: after N attempts /health still did not answer at all, or Docker did not
+  1   unhealthy: the last attempt got answers and something was wrong (a web check
+      failed, a container not running/healthy, migrate exited non-zero)
+  2   timeout: after N attempts the web checks still got no HTTP answer at all, or
+      Docker did not answer
+  3   nothing to check: DIR has no release.json, or SERVICE is not a service of it
   64  usage error
 Log: APP_DIR/logs/health-check.log
 USAGE
@@ -37,117 +50,51 @@ USAGE
 
 # shellcheck source-path=SCRIPTDIR source=lib/common.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/checks.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/checks.sh"
 
-readonly FAMILIES=(bot_api_service_health bot_api_requests_total bot_api_request_latency_seconds
-  bot_api_booking_outcomes_total bot_api_abuse_outcomes_total)
-readonly EXPECTED_HEALTH='{"service":"bot-api","status":"ok"}'
-
-# Results of the last attempt.
-HEALTH_OK=false HEALTH_DETAIL="" METRICS_OK=false MISSING_FAMILIES=() SERVICES_JSON='{}'
-SERVICES_OK=false ANSWERED=false DEFINITIVE=false
-
-# check_http URL: sets HEALTH_*, METRICS_*, ANSWERED.
-check_http() {
-  local url="$1" out code body fam metrics rc
-  HEALTH_OK=false METRICS_OK=false ANSWERED=false MISSING_FAMILIES=()
-  rc=0
-  out="$(curl -s --max-time 5 -w '\n%{http_code}' -- "$url/health" 2>/dev/null)" || rc=$?
-  if [[ "$rc" -eq 0 ]]; then
-    ANSWERED=true
-    code="${out##*$'\n'}"
-    body="${out%$'\n'*}"
-    if [[ "$(jq -cS . <<<"$body" 2>/dev/null || true)" == "$EXPECTED_HEALTH" ]]; then
-      HEALTH_OK=true
-      HEALTH_DETAIL="HTTP $code $body"
-    else
-      HEALTH_DETAIL="HTTP $code $(head -c 200 <<<"$body" | tr -d '\n')"
-    fi
-  else
-    case "$rc" in
-      7) HEALTH_DETAIL="no answer (connection refused)" ;;
-      28) HEALTH_DETAIL="no answer (timed out after 5s)" ;;
-      52) HEALTH_DETAIL="no answer (empty reply)" ;;
-      56) HEALTH_DETAIL="no answer (connection reset)" ;;
-      *) HEALTH_DETAIL="no answer (curl exit $rc)" ;;
-    esac
-  fi
-  if metrics="$(curl -fsS --max-time 5 -- "$url/metrics" 2>/dev/null)"; then
-    for fam in "${FAMILIES[@]}"; do
-      grep -Eq "^(# (HELP|TYPE) )?${fam}([_{ ]|$)" <<<"$metrics" || MISSING_FAMILIES+=("$fam")
-    done
-  else
-    MISSING_FAMILIES=("${FAMILIES[@]}")
-  fi
-  if [[ "${#MISSING_FAMILIES[@]}" -eq 0 ]]; then METRICS_OK=true; fi
-}
-
-# check_services APP: sets SERVICES_JSON, SERVICES_OK, DEFINITIVE.
-check_services() {
-  local app="$1" raw
-  SERVICES_OK=false DEFINITIVE=false
+# service_states SERVICES_JSON ROLES_JSON: one object per service of the compose project's
+# containers {ok, status, role, state, health, exit_code, containers}, or {"docker":
+# {ok: false, detail}} when Docker does not answer.
+service_states() {
+  local names="$1" roles="$2" raw
   # From / so no compose file in the working directory is picked up: project name only.
-  if ! raw="$(cd / && timeout 20 docker compose -p "$app" ps -a --format json 2>&1)"; then
-    SERVICES_JSON="$(jq -cn --arg e "$(head -c 200 <<<"$raw")" '{"docker":{"ok":false,"detail":$e}}')"
+  if ! raw="$(cd / && timeout 20 docker compose -p "$APP" ps -a --format json 2>&1)"; then
+    jq -cn --arg e "$(head -c 200 <<<"$raw")" '{docker: {ok: false, status: "unhealthy", detail: $e}}'
     return 0
   fi
   # Compose prints a JSON array (< 2.21) or one object per line (>= 2.21).
-  SERVICES_JSON="$(jq -cs '
+  jq -cs --argjson svcs "$names" --argjson roles "$roles" '
     [ .[] | if type == "array" then .[] else . end ] as $all
-    | def st($svc): [ $all[] | select(.Service == $svc) ];
-      def one($svc; $want):
-        st($svc) as $c
-        | if ($c | length) == 0 then {ok: false, state: "missing", health: "", exit_code: null}
-          else {
-            ok: ($c | all(if $want == "exited0" then (.State == "exited" and (.ExitCode | tonumber? // -1) == 0)
-                          else (.State == "running" and .Health == "healthy") end)),
-            state: ($c | map(.State) | join(",")),
-            health: ($c | map(.Health // "") | join(",")),
-            exit_code: ($c | map(.ExitCode) | .[0])
-          } end;
-    {
-      "migrate":  one("migrate"; "exited0"),
-      "bot-api":  one("bot-api"; "healthy"),
-      "postgres": one("postgres"; "healthy"),
-      "redis":    one("redis"; "healthy")
-    }' <<<"$raw" 2>/dev/null)" || SERVICES_JSON='{"docker":{"ok":false,"detail":"unparsable compose ps output"}}'
-  if jq -e 'all(.[]; .ok)' <<<"$SERVICES_JSON" >/dev/null; then SERVICES_OK=true; fi
-  if jq -e '.migrate.state == "exited" and .migrate.exit_code != null and (.migrate.exit_code | tonumber? // 0) != 0' \
-    <<<"$SERVICES_JSON" >/dev/null 2>&1; then
-    DEFINITIVE=true
-  fi
+    | reduce $svcs[] as $s ({}; . + {($s): (
+        [ $all[] | select(.Service == $s) ] as $c
+        | ($roles[$s] // null) as $role
+        | (if ($c | length) == 0 then false
+           elif $role == "migrate" then ($c | all(.State == "exited" and ((.ExitCode | tonumber? // -1) == 0)))
+           else ($c | all(.State == "running" and ((.Health // "") == "" or .Health == "healthy"))) end) as $ok
+        | {ok: $ok, status: (if $ok then "healthy" else "unhealthy" end), role: $role,
+           state: (if ($c | length) == 0 then "missing" else ($c | map(.State) | join(",")) end),
+           health: ($c | map(.Health // "") | join(",")),
+           exit_code: ($c | map(.ExitCode) | .[0]), containers: ($c | length)}
+      )})' <<<"$raw" 2>/dev/null || printf '{"docker":{"ok":false,"status":"unhealthy","detail":"unparsable compose ps output"}}\n'
 }
 
+# summary STATES_JSON: one line naming what is wrong ("" when nothing is).
 summary() {
-  local parts=()
-  [[ "$HEALTH_OK" == true ]] || parts+=("/health: $HEALTH_DETAIL")
-  [[ "$METRICS_OK" == true ]] || parts+=("/metrics missing: ${MISSING_FAMILIES[*]}")
-  if [[ "$SERVICES_OK" != true ]]; then
-    parts+=("$(jq -r '[to_entries[] | select(.value.ok | not)
-      | "\(.key)=\(.value.state // "?")\(if (.value.health // "") != "" then "/" + .value.health else "" end)\(if .value.exit_code != null and .value.state == "exited" then "(exit \(.value.exit_code))" else "" end)\(.value.detail // "")"]
-      | "services: " + join(" ")' <<<"$SERVICES_JSON")")
-  fi
-  local out="" p
-  for p in ${parts[@]+"${parts[@]}"}; do out="${out:+$out; }$p"; done
-  printf '%s' "$out"
-}
-
-result_json() {
-  local status="$1" attempts="$2" url="$3"
-  jq -cn --arg ts "$(iso_now)" --arg status "$status" --argjson attempts "$attempts" --arg url "$url" \
-    --argjson hok "$HEALTH_OK" --arg hdet "$HEALTH_DETAIL" --argjson mok "$METRICS_OK" \
-    --argjson services "$SERVICES_JSON" --arg summary "$(summary)" \
-    '{timestamp: $ts, overall_status: $status, attempts: $attempts, url: $url,
-      checks: {health: {ok: $hok, detail: $hdet},
-               metrics: {ok: $mok, missing: ($ARGS.positional)},
-               services: $services},
-      summary: $summary}' --args ${MISSING_FAMILIES[@]+"${MISSING_FAMILIES[@]}"}
+  jq -r '[ to_entries[] | select(.value.ok | not) | .key as $k | .value
+           | if has("detail") then "\($k): \(.detail)"
+             else "\($k)=\(.state // "?")\(if (.health // "") != "" then "/" + .health else "" end)\(if .exit_code != null and .state == "exited" then "(exit \(.exit_code))" else "" end)"
+                  + ([ (.checks // [])[] | select(.ok | not) | " \(.path): \(.detail)" ] | join(";"))
+             end ] | join("; ")' <<<"$1"
 }
 
 main() {
-  local app_dir="" retries=30 interval=2 url="http://127.0.0.1:8080" json=false app attempt
-  local last_summary="" now_summary rc status
+  local app_dir="" dir="" retries="" interval="" url="" json=false only="" attempt=0 rc=2
+  local web="" roles names states checks now_summary last_summary="" status definitive answered
   while (($#)); do
     case "$1" in
+      --release-dir) need_value "$@"; dir="$2"; shift 2 ;;
+      --release-dir=*) dir="${1#*=}"; shift ;;
       --retries) need_value "$@"; retries="$2"; shift 2 ;;
       --retries=*) retries="${1#*=}"; shift ;;
       --interval) need_value "$@"; interval="$2"; shift 2 ;;
@@ -158,52 +105,84 @@ main() {
       --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
       --app-dir=*) app_dir="${1#*=}"; shift ;;
       -h|--help) usage; exit 0 ;;
-      *) usage_error "unknown argument: $1" ;;
+      -*) usage_error "unknown argument: $1" ;;
+      *) [[ -z "$only" ]] || usage_error "one SERVICE at a time"; only="$1"; shift ;;
     esac
   done
-  [[ "$retries" =~ ^[1-9][0-9]*$ ]] || usage_error "--retries must be a positive integer"
-  [[ "$interval" =~ ^[0-9]+([.][0-9]+)?$ ]] || usage_error "--interval must be a number of seconds"
-  [[ "$url" =~ ^https?://[^[:space:]]+$ ]] || usage_error "--url must be an http(s) URL"
-  url="${url%/}"
-  APP_DIR="$(resolve_app_dir "$app_dir")"
-  setup_logging "$APP_DIR"
-  app="$(basename -- "$APP_DIR")"
-  valid_app_name "$app" || die 1 "app dir name '$app' is not a valid compose project name"
+  if [[ -n "$url" ]]; then
+    [[ "$url" =~ ^https?://[^[:space:]]+$ ]] || usage_error "--url must be an http(s) URL"
+  fi
+  use_app_dir "$app_dir"
   command -v jq >/dev/null 2>&1 || die 1 "jq is not installed"
   command -v curl >/dev/null 2>&1 || die 1 "curl is not installed"
+  dir="${dir:-$APP_DIR/current}"
+  dir="$(cd -P -- "$dir" 2>/dev/null && pwd)" || die 3 "no release to check: $dir does not exist"
+  [[ -f "$dir/release.json" ]] || die 3 "no release to check: $dir/release.json is missing"
+  retries="${retries:-$(rel_setting "$dir" health_retries 60)}"
+  interval="${interval:-$(rel_setting "$dir" health_interval 1)}"
+  [[ "$retries" =~ ^[1-9][0-9]*$ ]] || usage_error "--retries must be a positive integer"
+  [[ "$interval" =~ ^[0-9]+([.][0-9]+)?$ ]] || usage_error "--interval must be a number of seconds"
 
-  log INFO "checking $app health ($url, up to $retries x ${interval}s)"
-  rc=2
-  attempt=0
+  web="$(rel_role "$dir" web)"
+  roles="$(jq -c '[ {web: .web.service?, migrate: (.migrate | if type == "object" then .service else . end),
+    database: .database.service?, proxy: .proxy.service?} | to_entries[] | select(.value != null)
+    | {(.value): .key} ] | add // {}' "$dir/release.json")"
+  names="$(rel_services "$dir" | jq -Rsc 'split("\n") | map(select(. != ""))')"
+  if [[ -n "$only" ]]; then
+    jq -e --arg s "$only" 'index($s) != null' <<<"$names" >/dev/null ||
+      die 3 "$only is not a service of release $(basename -- "$dir") (services: $(jq -r 'join(" ")' <<<"$names"))"
+    names="$(jq -cn --arg s "$only" '[$s]')"
+    [[ "$only" == "$web" ]] || web=""
+  fi
+  if [[ -n "$web" && -z "$url" ]]; then
+    url="http://127.0.0.1:$(rel_get "$dir" '.web.host_port // .web.port')"
+  fi
+  url="${url%/}"
+
+  log INFO "checking ${only:-$APP} of release $(basename -- "$dir")${web:+ (web checks on $url)}, up to $retries x ${interval}s"
   while ((attempt < retries)); do
     attempt=$((attempt + 1))
-    check_http "$url"
-    check_services "$app"
-    if [[ "$HEALTH_OK" == true && "$METRICS_OK" == true && "$SERVICES_OK" == true ]]; then
+    states="$(service_states "$names" "$roles")"
+    answered=true
+    if [[ -n "$web" ]]; then
+      checks="$(web_checks "$dir" "$url")" || true
+      jq -e 'length == 0 or any(.[]; .answered)' <<<"$checks" >/dev/null || answered=false
+      states="$(jq -c --arg w "$web" --argjson checks "$checks" '
+        .[$w] = ((.[$w] // {ok: true, role: "web"}) | .checks = $checks | .ok = (.ok and all($checks[]; .ok))
+                 | .status = (if .ok then "healthy" else "unhealthy" end))' <<<"$states")"
+    fi
+    if jq -e 'all(.[]; .ok)' <<<"$states" >/dev/null; then
       rc=0
       break
     fi
-    now_summary="$(summary)"
-    if [[ "$now_summary" != "$last_summary" || "$attempt" -eq "$retries" || "$DEFINITIVE" == true ]]; then
+    definitive="$(jq -r '[ .[] | select(.role == "migrate" and .state == "exited" and ((.exit_code | tonumber? // 0) != 0)) ] | length' <<<"$states")"
+    now_summary="$(summary "$states")"
+    if [[ "$now_summary" != "$last_summary" || "$attempt" -eq "$retries" || "$definitive" != 0 ]]; then
       log INFO "attempt $attempt/$retries: not healthy yet: $now_summary"
       last_summary="$now_summary"
     fi
-    if [[ "$DEFINITIVE" == true ]]; then
-      log ERROR "migrate exited non-zero: giving up without waiting"
+    if [[ "$definitive" != 0 ]]; then
+      log ERROR "the migrate service exited non-zero: giving up without waiting"
+      rc=1
       break
     fi
     if ((attempt < retries)); then sleep "$interval"; fi
   done
   if [[ "$rc" -ne 0 ]]; then
-    if [[ "$ANSWERED" == true || "$DEFINITIVE" == true ]]; then rc=1; fi
-    if jq -e 'has("docker")' <<<"$SERVICES_JSON" >/dev/null && [[ "$DEFINITIVE" != true ]]; then rc=2; fi
+    rc=1
+    if [[ "$answered" != true ]] || jq -e 'has("docker")' <<<"$states" >/dev/null; then rc=2; fi
   fi
   case "$rc" in
-    0) status=healthy; log INFO "healthy: /health ok, ${#FAMILIES[@]} metric families, migrate exited 0, bot-api/postgres/redis healthy (attempt $attempt)" ;;
-    1) status=unhealthy; log ERROR "unhealthy after $attempt attempt(s): $(summary)" ;;
-    *) status=timeout; log ERROR "timeout after $attempt attempt(s): $(summary)" ;;
+    0) status=healthy; log INFO "healthy: $(jq -r 'keys | join(", ")' <<<"$states")${web:+, web checks passed on $url} (attempt $attempt)" ;;
+    1) status=unhealthy; log ERROR "unhealthy after $attempt attempt(s): $(summary "$states")" ;;
+    *) status=timeout; log ERROR "timeout after $attempt attempt(s): $(summary "$states")" ;;
   esac
-  if [[ "$json" == true ]]; then result_json "$status" "$attempt" "$url"; fi
+  if [[ "$json" == true ]]; then
+    jq -cn --arg ts "$(iso_now)" --arg release "$(basename -- "$dir")" --arg status "$status" \
+      --argjson attempts "$attempt" --arg url "$url" --argjson services "$states" --arg summary "$(summary "$states")" \
+      '{timestamp: $ts, release: $release, overall_status: $status, attempts: $attempts,
+        url: (if $url == "" then null else $url end), services: $services, summary: $summary}'
+  fi
   exit "$rc"
 }
 

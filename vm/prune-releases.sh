@@ -35,7 +35,7 @@ USAGE
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 
 main() {
-  local app_dir="" keep="" dry=false lock_wait=300 releases app id path pid i deleted=0
+  local app_dir="" keep="" dry=false lock_wait=300 releases id path pid i deleted=0
   local -A protect=()
   local all=() rest=()
   while (($#)); do
@@ -53,9 +53,7 @@ main() {
   done
   [[ "$keep" =~ ^[1-9][0-9]*$ ]] || usage_error "--keep N (a positive integer) is required"
   [[ "$lock_wait" =~ ^[0-9]+$ ]] || usage_error "--lock-wait must be a number of seconds"
-  APP_DIR="$(resolve_app_dir "$app_dir")"
-  setup_logging "$APP_DIR"
-  app="$(basename -- "$APP_DIR")"
+  use_app_dir "$app_dir"
   releases="$APP_DIR/releases"
   [[ -d "$releases" && -d "$APP_DIR/state" ]] || die 1 "$releases or $APP_DIR/state missing"
 
@@ -77,7 +75,7 @@ main() {
       id="${path#"$releases/"}"
       id="${id%%/*}"
       [[ -n "$id" ]] && protect["$id"]="in use by a container"
-    done < <(docker ps -a --filter "label=com.docker.compose.project=$app" \
+    done < <(docker ps -a --filter "label=com.docker.compose.project=$APP" \
       --format '{{.Label "com.docker.compose.project.working_dir"}}' 2>/dev/null | sort -u)
   fi
 

@@ -12,8 +12,9 @@ Removes:  the systemd unit NAME (disable --now, file, daemon-reload), /etc/cron.
           --remove-orphans`, WITHOUT -v), APP_DIR/releases/, APP_DIR/current,
           APP_DIR/bin/ and APP_DIR/tools/ (the scripts), APP_DIR/images/, APP_DIR/shared/.env (secrets do not outlive
           the app), lock/marker files in state/ and state/owner (the stack's claim).
-Keeps:    APP_DIR/backups/ (database dumps), the compose volumes of APP (e.g.
-          APP_pgdata, the live database), APP_DIR/state/history.jsonl and
+Keeps:    APP_DIR/backups/ (database dumps), the compose volumes of APP (the live
+          database's among them) and data directories bound into them,
+          APP_DIR/state/history.jsonl and
           state/incidents/ (audit trail), APP_DIR/logs/, and Docker images.
 Prints what it kept and why on stdout. Running it again removes nothing more.
 Waits for state/deploy.lock so it never races an activation. With --owner it first
@@ -138,7 +139,7 @@ main() {
     printf 'uninstalled %s. Kept:\n' "$app"
     printf '  %s/backups/  database dumps (%s files): your data, restorable with pg_restore\n' \
       "$APP_DIR" "$(find "$APP_DIR/backups" -maxdepth 1 -type f -name '*.dump*' 2>/dev/null | wc -l)"
-    printf '  docker volumes: %s the live database; remove with: docker volume rm %s\n' \
+    printf '  docker volumes: %s (app data, the live database among them); remove with: docker volume rm %s\n' \
       "${vols:-none found}" "${vols:-VOLUME}"
     printf '  %s/state/history.jsonl and state/incidents/  the deployment audit trail\n' "$APP_DIR"
     printf '  %s/logs/  script logs\n' "$APP_DIR"

@@ -38,8 +38,7 @@ main() {
       *) usage_error "unknown argument: $1" ;;
     esac
   done
-  APP_DIR="$(resolve_app_dir "$app_dir")"
-  setup_logging "$APP_DIR"
+  use_app_dir "$app_dir"
   [[ -d "$APP_DIR/shared" ]] || die 1 "$APP_DIR/shared does not exist (run bootstrap-host.sh first)"
 
   umask 077

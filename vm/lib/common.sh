@@ -1,12 +1,21 @@
 # shellcheck shell=bash
-# common.sh: helpers every vm/*.sh sources (logging, exit codes, app dir,
-# atomic writes, locks). Not run on its own. SCRIPT_NAME/SCRIPT_DIR name the sourcing script.
-# shellcheck disable=SC2034  # LOG_FILE and EX_USAGE are read by the sourcing scripts
+# common.sh: what every vm/*.sh shares: logging, exit codes, the app dir, atomic writes,
+# locks, the compose wrapper, a service's containers by compose labels, release.json
+# access and the role lookups (docs/vm-contract.md). Sourced by the entry scripts, never
+# run. SCRIPT_NAME/SCRIPT_DIR name the sourcing entry script.
+# shellcheck disable=SC2034  # LOG_FILE, EX_USAGE and COMPOSE_TIMEOUT are read by the sourcing scripts
+[[ "${BASH_SOURCE[0]}" != "$0" ]] || { echo "lib/common.sh is sourced by vm/*.sh, not run" >&2; exit 64; }
 
 SCRIPT_NAME="$(basename -- "${BASH_SOURCE[1]}" .sh)"
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[1]}")" && pwd)"
 LOG_FILE=""
 EX_USAGE=64
+# Set by use_app_dir: the app dir (/opt/APP) and APP, the compose project name.
+APP_DIR="" APP=""
+# Seconds each `compose` call may take.
+COMPOSE_TIMEOUT=600
+# The proxy's compose service when no release names it (install-tls.sh may run before one).
+ONEVM_PROXY_SERVICE=onevm-proxy
 
 ts() { date -u '+%Y-%m-%d %H:%M:%S'; }
 iso_now() { date -u '+%Y-%m-%dT%H:%M:%SZ'; }
@@ -66,6 +75,15 @@ resolve_app_dir() {
   fi
   [[ "$dir" == /* ]] || usage_error "--app-dir must be an absolute path: $dir"
   printf '%s\n' "${dir%/}"
+}
+
+# use_app_dir VALUE: sets APP_DIR (VALUE or derived) and APP (its name, which must be a
+# valid compose project name), and logs to APP_DIR/logs/<script>.log from now on.
+use_app_dir() {
+  APP_DIR="$(resolve_app_dir "$1")"
+  setup_logging "$APP_DIR"
+  APP="$(basename -- "$APP_DIR")"
+  valid_app_name "$APP" || die 1 "app dir name '$APP' is not a valid compose project name"
 }
 
 # Compose project names: lowercase letters, digits, '-' and '_', starting with a letter or digit.
@@ -143,4 +161,134 @@ TMP_FILES=()
 remove_tmp_files() {
   local f
   for f in ${TMP_FILES[@]+"${TMP_FILES[@]}"}; do rm -f -- "$f"; done
+}
+
+# run_logged CMD...: run, copying its output to stderr and the log file; returns its status.
+run_logged() {
+  if [[ -n "$LOG_FILE" ]]; then
+    # Compose's attached output (the migrate run) clears lines with terminal escapes, even
+    # with --ansi never (2.26): strip them from the log.
+    "$@" 2>&1 | sed -u 's/\x1b\[[0-9;]*[A-Za-z]//g' | tee -a -- "$LOG_FILE" >&2
+  else
+    "$@" >&2
+  fi
+}
+
+# ---- releases ----------------------------------------------------------------------
+
+release_dir() { printf '%s\n' "$APP_DIR/releases/$1"; }
+installed() { [[ -n "$1" && -f "$APP_DIR/releases/$1/COMPLETE" && -f "$APP_DIR/releases/$1/compose.yaml" ]]; }
+
+# current_release: the id current points to ("" when absent or not an installed release).
+current_release() {
+  local target id
+  target="$(readlink -- "$APP_DIR/current" 2>/dev/null)" || return 0
+  id="$(basename -- "$target")"
+  if installed "$id"; then
+    printf '%s\n' "$id"
+  else
+    log WARN "current points to '$target', which is not an installed release: ignoring it"
+  fi
+}
+
+# current_dir: the current release's directory ("" when there is none).
+current_dir() {
+  local id
+  id="$(current_release)"
+  [[ -z "$id" ]] || release_dir "$id"
+}
+
+# rel_get DIR FILTER [JQ_ARGS...]: jq -r FILTER of DIR/release.json; prints nothing for
+# null, a missing field or a missing/unreadable file.
+rel_get() {
+  local dir="$1" filter="$2"
+  shift 2
+  jq -r "$@" "($filter) // empty" "$dir/release.json" 2>/dev/null || true
+}
+
+# rel_role DIR ROLE: the compose service of ROLE (web|migrate|database|proxy) in the
+# release in DIR; nothing when the release has no such role.
+rel_role() {
+  case "$2" in
+    web | database | proxy) rel_get "$1" ".$2.service" ;;
+    migrate) rel_get "$1" '.migrate | if type == "object" then .service else . end' ;;
+    *) die 1 "rel_role: unknown role $2" ;;
+  esac
+}
+
+# rel_setting DIR KEY DEFAULT: settings.KEY of the release in DIR, else DEFAULT.
+rel_setting() {
+  local v
+  v="$(rel_get "$1" ".settings.$2")"
+  printf '%s\n' "${v:-$3}"
+}
+
+# rel_services DIR: the release's services (release.json `services`, else the compose file's).
+rel_services() {
+  local dir="$1" list
+  list="$(rel_get "$dir" '.services[]?')"
+  if [[ -n "$list" ]]; then printf '%s\n' "$list"; else compose "$dir" config --services 2>/dev/null; fi
+}
+
+# ---- compose and containers --------------------------------------------------------
+
+# compose DIR ARGS...: docker compose for the release in DIR (project APP, shared .env),
+# at most COMPOSE_TIMEOUT seconds.
+compose() {
+  local dir="$1"
+  shift
+  timeout "$COMPOSE_TIMEOUT" docker compose -p "$APP" --project-directory "$dir" -f "$dir/compose.yaml" \
+    --env-file "$APP_DIR/shared/.env" "$@"
+}
+
+# service_containers [--all] SERVICE: full ids of SERVICE's running containers of project
+# APP (with --all the stopped ones too); one-off `run` containers are not the service's.
+service_containers() {
+  local all=()
+  if [[ "$1" == --all ]]; then
+    all=(-a)
+    shift
+  fi
+  docker ps "${all[@]}" -q --no-trunc --filter "label=com.docker.compose.project=$APP" \
+    --filter "label=com.docker.compose.service=$1" --filter "label=com.docker.compose.oneoff=False"
+}
+
+# running_container SERVICE: id of a running container of SERVICE ("" when none).
+running_container() { service_containers "$1" | head -n 1; }
+
+container_name() { docker inspect -f '{{.Name}}' "$1" | sed 's,^/,,'; }
+
+# run_migrate DIR: the migrate role of the release in DIR, once, to its exit: `up -d
+# --wait` of the services it depends_on (else the database role, else none), then `up
+# --no-deps --exit-code-from M M`. Returns 0 (also without a migrate role), 1 when a
+# dependency did not come up healthy, 2 when the migrate service failed.
+run_migrate() {
+  local dir="$1" m deps=()
+  m="$(rel_role "$dir" migrate)"
+  [[ -n "$m" ]] || return 0
+  mapfile -t deps < <(compose "$dir" config --format json 2>/dev/null |
+    jq -r --arg m "$m" '.services[$m].depends_on // {} | keys[]' 2>/dev/null)
+  if ((${#deps[@]} == 0)); then
+    mapfile -t deps < <(rel_role "$dir" database)
+  fi
+  if ((${#deps[@]} > 0)) && [[ -n "${deps[0]}" ]]; then
+    log INFO "starting what $m needs: ${deps[*]}"
+    run_logged compose "$dir" up -d --wait "${deps[@]}" || return 1
+  fi
+  log INFO "running $m once"
+  run_logged compose "$dir" up --no-deps --no-log-prefix --exit-code-from "$m" "$m" || return 2
+}
+
+# up_release DIR [SERVICE...]: `up -d --remove-orphans` of the release in DIR: of every
+# service but the migrate role's (it runs once per activation or restore, to its exit,
+# before: `up` would start it again), or of the SERVICEs given.
+up_release() {
+  local dir="$1" m
+  shift
+  local services=("$@")
+  if ((${#services[@]} == 0)); then
+    m="$(rel_role "$dir" migrate)"
+    mapfile -t services < <(compose "$dir" config --services 2>/dev/null | grep -vxF -e "${m:-}" || true)
+  fi
+  run_logged compose "$dir" up -d --remove-orphans ${services[@]+"${services[@]}"}
 }
