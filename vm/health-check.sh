@@ -84,7 +84,7 @@ summary() {
   jq -r '[ to_entries[] | select(.value.ok | not) | .key as $k | .value
            | if has("detail") then "\($k): \(.detail)"
              else "\($k)=\(.state // "?")\(if (.health // "") != "" then "/" + .health else "" end)\(if .exit_code != null and .state == "exited" then "(exit \(.exit_code))" else "" end)"
-                  + ([ (.checks // [])[] | select(.ok | not) | " \(.path): \(.detail)" ] | join(";"))
+                  + ([ (.checks // [])[] | select(.ok | not) | ", \(.path): \(.detail)" ] | join(""))
              end ] | join("; ")' <<<"$1"
 }
 

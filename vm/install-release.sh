@@ -124,13 +124,16 @@ complete() {
 # each (release.json last), remove the files ROOT no longer has, rewrite COMPLETE.
 rerender() {
   local root="$1" dest="$2" f n=0 gone=0
-  while IFS= read -r -d '' f; do
+  local -A bundle=()
+  while IFS= read -r -d '' f; do bundle["$f"]=1; done < <(cd "$root" && find . -type f -printf '%P\0')
+  for f in "${!bundle[@]}"; do
+    [[ "$f" != release.json ]] || continue
     mkdir -p -- "$(dirname -- "$dest/$f")"
     mv -T -- "$root/$f" "$dest/$f"
     n=$((n + 1))
-  done < <(cd "$root" && find . -type f ! -path ./release.json -printf '%P\0')
+  done
   while IFS= read -r -d '' f; do
-    if [[ "$f" != COMPLETE && "$f" != release.json && ! -e "$root/$f" ]]; then
+    if [[ "$f" != COMPLETE && -z "${bundle[$f]:-}" ]]; then
       rm -f -- "${dest:?}/$f"
       gone=$((gone + 1))
     fi

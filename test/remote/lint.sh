@@ -26,9 +26,10 @@ trap 'rm -rf -- "$COPY"' EXIT
 cp -r "$DIR/." "$COPY/"
 chmod -R a-x,u+rwX "$COPY"
 
+# One run for all: each entry script's sources are followed (-x) and read once.
+shellcheck -x "$DIR"/*.sh "$DIR"/lib/*.sh || problem "shellcheck (above)"
 for f in "$DIR"/lib/*.sh; do
   name="lib/$(basename "$f")"
-  shellcheck -x "$f" || problem "shellcheck $name"
   [[ "$(head -c 2 "$f")" != '#!' ]] || problem "$name has a shebang: modules are sourced, never run"
   [[ ! -x "$f" ]] || problem "$name is executable: modules are sourced, never run"
   rc=0; bash "$f" >/dev/null 2>&1 || rc=$?
@@ -37,7 +38,6 @@ for f in "$DIR"/lib/*.sh; do
 done
 for f in "$DIR"/*.sh; do
   name="$(basename "$f")"
-  shellcheck -x "$f" || problem "shellcheck $name"
   grep -q '^set -euo pipefail$' "$f" || problem "$name: no 'set -euo pipefail'"
   [[ -x "$f" ]] || problem "$name: not executable"
   grep -qxF -- "$SOURCE_LINE" "$f" || problem "$name: does not source lib/common.sh"

@@ -60,23 +60,18 @@ ensure_images() {
   log INFO "all ${#images[@]} images present (load/pull took $((($(date +%s%N) - t0) / 1000000)) ms)"
 }
 
-# stack_matches_release DIR: every service's container runs the image DIR's compose file names.
+# stack_matches_release DIR: every service of DIR's compose file has a container (stopped
+# ones count) that runs the image the file names.
 stack_matches_release() {
-  local dir="$1" svc img have id
-  local pairs=()
-  mapfile -t pairs < <(compose "$dir" config --format json 2>/dev/null |
-    jq -r '.services | to_entries[] | "\(.key) \(.value.image // "")"' 2>/dev/null)
-  [[ "${#pairs[@]}" -gt 0 ]] || return 1
-  for svc in "${pairs[@]}"; do
-    img="${svc#* }"
-    svc="${svc%% *}"
-    id="$(service_containers --all "$svc" | head -n 1)"
-    [[ -n "$id" ]] || return 1
-    have="$(docker inspect -f '{{.Config.Image}}' "$id" 2>/dev/null)" || return 1
-    if [[ "$have" != "$img" ]]; then
-      log INFO "service $svc runs $have, release $RELEASE wants $img"
-      return 1
-    fi
-  done
-  return 0
+  local dir="$1" want have
+  want="$(compose "$dir" config --format json 2>/dev/null |
+    jq -r '.services | to_entries[] | "\(.key) \(.value.image // "")"' 2>/dev/null | sort -u)"
+  [[ -n "$want" ]] || return 1
+  have="$(docker ps -a --filter "label=com.docker.compose.project=$APP" --filter "label=com.docker.compose.oneoff=False" \
+    --format '{{.Label "com.docker.compose.service"}} {{.Image}}' 2>/dev/null | sort -u)"
+  # Each wanted "service image" pair must be among the containers' pairs.
+  if [[ -n "$(comm -23 <(printf '%s\n' "$want") <(printf '%s\n' "$have"))" ]]; then
+    log INFO "the running stack differs from release $RELEASE's images: $(comm -23 <(printf '%s\n' "$want") <(printf '%s\n' "$have") | tr '\n' ' ')"
+    return 1
+  fi
 }

@@ -50,8 +50,8 @@ pre_deploy_backup() {
 }
 
 # run_migrations DIR: the migrate role of the release in DIR, once, to its exit (after the
-# services it depends on). On failure the current release's services are applied again
-# (its dependencies may have been recreated) and the run finishes with exit 3.
+# services it depends on). On failure the current release's migrate service and services
+# are applied again and the run finishes with exit 3.
 run_migrations() {
   local dir="$1" m rc=0 why
   m="$(rel_role "$dir" migrate)"
@@ -68,7 +68,11 @@ run_migrations() {
   esac
   log ERROR "$why"
   if [[ -n "$CURRENT" ]]; then
-    log INFO "re-applying release $CURRENT's services (its dependencies may have been recreated)"
+    # Its dependencies may have been recreated, and the failed container of the migrate
+    # service stands for the current release in the gate: run the current release's once
+    # more (its migrations are applied: a no-op) and apply its services again.
+    log INFO "re-applying release $CURRENT: its migrate service, then its services"
+    run_migrate "$(release_dir "$CURRENT")" || log WARN "the migrate service of $CURRENT failed too"
     up_release "$(release_dir "$CURRENT")" || log WARN "docker compose up -d of $CURRENT failed"
     if health "$(release_dir "$CURRENT")" --retries "$HEALTH_RETRIES" --interval "$HEALTH_INTERVAL" >/dev/null; then
       log INFO "release $CURRENT is still serving and healthy"
