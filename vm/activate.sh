@@ -130,7 +130,7 @@ health() {
   bash "$SCRIPT_DIR/health-check.sh" --app-dir "$APP_DIR" --release-dir "$dir" "$@"
 }
 
-# parse_args ARGS...: the options into the shared state (and COMPOSE_TIMEOUT, APP_DIR).
+# parse_args ARGS...: the options into the shared state (and COMPOSE_TIMEOUT, APP_DIR_ARG).
 parse_args() {
   while (($#)); do
     case "$1" in
@@ -149,10 +149,7 @@ parse_args() {
       --backup-min-free-mb=*) BACKUP_MIN_FREE="${1#*=}"; shift ;;
       --timeout) need_value "$@"; COMPOSE_TIMEOUT="$2"; shift 2 ;;
       --timeout=*) COMPOSE_TIMEOUT="${1#*=}"; shift ;;
-      --app-dir) need_value "$@"; APP_DIR="$2"; shift 2 ;;
-      --app-dir=*) APP_DIR="${1#*=}"; shift ;;
-      -h|--help) usage; exit 0 ;;
-      *) usage_error "unknown argument: $1" ;;
+      *) common_option "$@"; shift "$ARGS_USED" ;;
     esac
   done
   [[ -n "$RELEASE" ]] || usage_error "--release is required"
@@ -195,7 +192,7 @@ decide() {
 main() {
   local dir hc_json hc_rc=0 up_rc=0 handover=false cmd
   parse_args "$@"
-  use_app_dir "$APP_DIR"
+  use_app_dir "$APP_DIR_ARG"
   for cmd in docker jq flock curl; do
     command -v "$cmd" >/dev/null 2>&1 || die 1 "$cmd is not installed (run bootstrap-host.sh)"
   done

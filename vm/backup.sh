@@ -165,7 +165,7 @@ do_verify() {
 }
 
 main() {
-  local app_dir="" type="manual" min_free="" keep="" release="" dir="" lock_wait=300 verify="" offsite=1
+  local type="manual" min_free="" keep="" release="" dir="" lock_wait=300 verify="" offsite=1
   local free_mb pg tmp err rc stamp name final created_at bytes mb verified_at entry retention_until
   local identity=()
   while (($#)); do
@@ -185,16 +185,13 @@ main() {
       --verify) need_value "$@"; verify="$2"; shift 2 ;;
       --verify=*) verify="${1#*=}"; shift ;;
       --no-offsite) offsite=0; shift ;;
-      --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
-      --app-dir=*) app_dir="${1#*=}"; shift ;;
-      -h|--help) usage; exit 0 ;;
-      *) usage_error "unknown argument: $1" ;;
+      *) common_option "$@"; shift "$ARGS_USED" ;;
     esac
   done
   case "$type" in scheduled|pre_deployment|manual) ;; *) usage_error "--type must be scheduled, pre_deployment or manual" ;; esac
   [[ "$lock_wait" =~ ^[0-9]+$ ]] || usage_error "--lock-wait must be a number of seconds"
   if [[ -n "$release" ]] && ! valid_release_id "$release"; then usage_error "invalid --release id"; fi
-  use_app_dir "$app_dir"
+  use_app_dir "$APP_DIR_ARG"
   dir="$(cd -P -- "${dir:-$APP_DIR/current}" 2>/dev/null && pwd)" || dir="${dir:-$APP_DIR/current}"
   min_free="${min_free:-$(rel_setting "$dir" backup_min_free_mb 2048)}"
   keep="${keep:-$(rel_setting "$dir" backup_keep 7)}"

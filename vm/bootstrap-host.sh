@@ -135,7 +135,7 @@ start_docker() {
 }
 
 main() {
-  local app="" user="" app_dir="" group d t0
+  local app="" user="" group d t0
   local data_dirs=()
   t0="$(date +%s%N)"
   while (($#)); do
@@ -146,16 +146,13 @@ main() {
       --user=*) user="${1#*=}"; shift ;;
       --data-dir) need_value "$@"; data_dirs+=("$2"); shift 2 ;;
       --data-dir=*) data_dirs+=("${1#*=}"); shift ;;
-      --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
-      --app-dir=*) app_dir="${1#*=}"; shift ;;
-      -h|--help) usage; exit 0 ;;
-      *) usage_error "unknown argument: $1" ;;
+      *) common_option "$@"; shift "$ARGS_USED" ;;
     esac
   done
   [[ -n "$app" ]] || usage_error "--app is required"
   [[ -n "$user" ]] || usage_error "--user is required"
   valid_app_name "$app" || usage_error "--app must match [a-z0-9][a-z0-9_-]* (a compose project name)"
-  APP_DIR="${app_dir:-/opt/$app}"
+  APP_DIR="${APP_DIR_ARG:-/opt/$app}"
   [[ "$APP_DIR" == /* ]] || usage_error "--app-dir must be absolute"
   APP_DIR="${APP_DIR%/}"
   [[ "$(basename -- "$APP_DIR")" == "$app" ]] || usage_error "the app dir's name must be the app name ($app): the scripts derive the compose project from it"

@@ -89,7 +89,7 @@ summary() {
 }
 
 main() {
-  local app_dir="" dir="" retries="" interval="" url="" json=false only="" attempt=0 rc=2
+  local dir="" retries="" interval="" url="" json=false only="" attempt=0 rc=2
   local web="" roles names states checks now_summary last_summary="" status definitive answered
   while (($#)); do
     case "$1" in
@@ -102,17 +102,14 @@ main() {
       --url) need_value "$@"; url="$2"; shift 2 ;;
       --url=*) url="${1#*=}"; shift ;;
       --json) json=true; shift ;;
-      --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
-      --app-dir=*) app_dir="${1#*=}"; shift ;;
-      -h|--help) usage; exit 0 ;;
-      -*) usage_error "unknown argument: $1" ;;
+      -*) common_option "$@"; shift "$ARGS_USED" ;;
       *) [[ -z "$only" ]] || usage_error "one SERVICE at a time"; only="$1"; shift ;;
     esac
   done
   if [[ -n "$url" ]]; then
     [[ "$url" =~ ^https?://[^[:space:]]+$ ]] || usage_error "--url must be an http(s) URL"
   fi
-  use_app_dir "$app_dir"
+  use_app_dir "$APP_DIR_ARG"
   command -v jq >/dev/null 2>&1 || die 1 "jq is not installed"
   command -v curl >/dev/null 2>&1 || die 1 "curl is not installed"
   dir="${dir:-$APP_DIR/current}"

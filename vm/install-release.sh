@@ -146,7 +146,7 @@ rerender() {
 }
 
 main() {
-  local app_dir="" id="" hash="" rhash="" lock_wait=300 releases dest root current_target
+  local id="" hash="" rhash="" lock_wait=300 releases dest root current_target
   while (($#)); do
     case "$1" in
       --id) need_value "$@"; id="$2"; shift 2 ;;
@@ -157,17 +157,14 @@ main() {
       --release-hash=*) rhash="${1#*=}"; shift ;;
       --lock-wait) need_value "$@"; lock_wait="$2"; shift 2 ;;
       --lock-wait=*) lock_wait="${1#*=}"; shift ;;
-      --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
-      --app-dir=*) app_dir="${1#*=}"; shift ;;
-      -h|--help) usage; exit 0 ;;
-      *) usage_error "unknown argument: $1" ;;
+      *) common_option "$@"; shift "$ARGS_USED" ;;
     esac
   done
   [[ -n "$id" ]] || usage_error "--id is required"
   [[ -n "$hash" ]] || usage_error "--hash is required"
   [[ -n "$rhash" ]] || usage_error "--release-hash is required"
   [[ "$lock_wait" =~ ^[0-9]+$ ]] || usage_error "--lock-wait must be a number of seconds"
-  use_app_dir "$app_dir"
+  use_app_dir "$APP_DIR_ARG"
   valid_release_id "$id" || die 2 "invalid release id '$id' (must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\$ without '..')"
   [[ "$hash" =~ ^[A-Za-z0-9:._+/=-]{1,200}$ ]] || die 2 "invalid --hash value"
   [[ "$rhash" =~ ^[A-Za-z0-9:._+/=-]{1,200}$ ]] || die 2 "invalid --release-hash value"

@@ -39,19 +39,16 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 FILES=(Caddyfile cert.pem key.pem)
 
 main() {
-  local app_dir="" uid=480 dir tmp f changed=false sum c extra proxy
+  local uid=480 dir tmp f changed=false sum c extra proxy
   while (($#)); do
     case "$1" in
       --proxy-uid) need_value "$@"; uid="$2"; shift 2 ;;
       --proxy-uid=*) uid="${1#*=}"; shift ;;
-      --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
-      --app-dir=*) app_dir="${1#*=}"; shift ;;
-      -h|--help) usage; exit 0 ;;
-      *) usage_error "unknown argument: $1" ;;
+      *) common_option "$@"; shift "$ARGS_USED" ;;
     esac
   done
   [[ "$uid" =~ ^[0-9]+$ ]] || usage_error "--proxy-uid must be a numeric uid"
-  use_app_dir "$app_dir"
+  use_app_dir "$APP_DIR_ARG"
   [[ -d "$APP_DIR/shared" ]] || die 1 "$APP_DIR/shared does not exist (run bootstrap-host.sh first)"
   [[ "$EUID" -eq 0 ]] || die 1 "run as root (sudo): key.pem is owned by the proxy's uid $uid"
 

@@ -263,7 +263,7 @@ do_fetch() {
 }
 
 main() {
-  local app_dir="" keep="" lock_held=0 lock_wait=300 fetch="" from="" backup=""
+  local keep="" lock_held=0 lock_wait=300 fetch="" from="" backup=""
   while (($#)); do
     case "$1" in
       --keep) need_value "$@"; keep="$2"; shift 2 ;;
@@ -275,10 +275,7 @@ main() {
       --fetch=*) fetch="${1#*=}"; shift ;;
       --from) need_value "$@"; from="$2"; shift 2 ;;
       --from=*) from="${1#*=}"; shift ;;
-      --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
-      --app-dir=*) app_dir="${1#*=}"; shift ;;
-      -h|--help) usage; exit 0 ;;
-      -*) usage_error "unknown argument: $1" ;;
+      -*) common_option "$@"; shift "$ARGS_USED" ;;
       *) [[ -z "$backup" ]] || usage_error "one backup at a time"; backup="$1"; shift ;;
     esac
   done
@@ -289,7 +286,7 @@ main() {
   else
     [[ -n "$backup" ]] || usage_error "name the backup to copy"
   fi
-  use_app_dir "$app_dir"
+  use_app_dir "$APP_DIR_ARG"
   keep="${keep:-$(rel_setting "$APP_DIR/current" backup_keep 7)}"
   [[ "$keep" =~ ^[1-9][0-9]*$ ]] || usage_error "--keep (or settings.backup_keep) must be a positive integer"
   BACKUPS="$APP_DIR/backups"

@@ -57,23 +57,24 @@ psql_in() {
 }
 
 main() {
-  local backup="" app_dir="" lock_wait=300 yes=0 min_free="" dir file id verified db answer safety t tables counts m
+  local backup="" lock_wait=300 yes=0 min_free="" dir file id verified db answer safety t tables counts m
   local identity=() floor=() stop=()
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --backup) need_value "$@"; backup="$2"; shift 2 ;;
-      --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
+      --backup=*) backup="${1#*=}"; shift ;;
       --lock-wait) need_value "$@"; lock_wait="$2"; shift 2 ;;
+      --lock-wait=*) lock_wait="${1#*=}"; shift ;;
       --min-free-mb) need_value "$@"; min_free="$2"; shift 2 ;;
+      --min-free-mb=*) min_free="${1#*=}"; shift ;;
       --yes) yes=1; shift ;;
-      -h|--help) usage; exit 0 ;;
-      *) usage_error "unknown argument: $1" ;;
+      *) common_option "$@"; shift "$ARGS_USED" ;;
     esac
   done
   [[ -n "$backup" ]] || usage_error "--backup is required"
   [[ "$lock_wait" =~ ^[0-9]+$ ]] || usage_error "--lock-wait must be a number"
   [[ -z "$min_free" || "$min_free" =~ ^[0-9]+$ ]] || usage_error "--min-free-mb must be a number of MB"
-  use_app_dir "$app_dir"
+  use_app_dir "$APP_DIR_ARG"
   command -v docker >/dev/null 2>&1 || die 1 "docker is not installed"
 
   take_lock 9 "$APP_DIR/state/deploy.lock" "$lock_wait" "restore pid=$$ backup=$backup started=$(iso_now)"

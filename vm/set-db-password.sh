@@ -37,20 +37,17 @@ USAGE
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 
 main() {
-  local app_dir="" service="" sql statement_re container
+  local service="" sql statement_re container
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --service) need_value "$@"; service="$2"; shift 2 ;;
       --service=*) service="${1#*=}"; shift ;;
-      --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
-      --app-dir=*) app_dir="${1#*=}"; shift ;;
-      -h|--help) usage; exit 0 ;;
-      *) usage_error "unknown argument: $1" ;;
+      *) common_option "$@"; shift "$ARGS_USED" ;;
     esac
   done
   [[ -n "$service" ]] || usage_error "--service is required"
   [[ "$service" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || usage_error "invalid --service '$service'"
-  use_app_dir "$app_dir"
+  use_app_dir "$APP_DIR_ARG"
 
   sql="$(cat)"
   statement_re='^ALTER ROLE "[a-z_][a-z0-9_]{0,62}" PASSWORD '"'"'SCRAM-SHA-256[$][0-9]+:[A-Za-z0-9+/=]+[$][A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+'"'"';$'

@@ -51,7 +51,7 @@ remove_path() {
 }
 
 main() {
-  local app="" unit="" cron="" app_dir="" lock_wait=300 owner="" held vols n
+  local app="" unit="" cron="" lock_wait=300 owner="" held vols n
   while (($#)); do
     case "$1" in
       --app) need_value "$@"; app="$2"; shift 2 ;;
@@ -60,14 +60,11 @@ main() {
       --unit=*) unit="${1#*=}"; shift ;;
       --cron) need_value "$@"; cron="$2"; shift 2 ;;
       --cron=*) cron="${1#*=}"; shift ;;
-      --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
-      --app-dir=*) app_dir="${1#*=}"; shift ;;
       --lock-wait) need_value "$@"; lock_wait="$2"; shift 2 ;;
       --lock-wait=*) lock_wait="${1#*=}"; shift ;;
       --owner) need_value "$@"; owner="$2"; shift 2 ;;
       --owner=*) owner="${1#*=}"; shift ;;
-      -h|--help) usage; exit 0 ;;
-      *) usage_error "unknown argument: $1" ;;
+      *) common_option "$@"; shift "$ARGS_USED" ;;
     esac
   done
   [[ -n "$app" ]] || usage_error "--app is required"
@@ -79,7 +76,7 @@ main() {
     [[ "$cron" =~ ^[A-Za-z0-9_-]+$ ]] || usage_error "invalid --cron '$cron'"
   fi
   [[ "$lock_wait" =~ ^[0-9]+$ ]] || usage_error "--lock-wait must be a number of seconds"
-  APP_DIR="${app_dir:-/opt/$app}"
+  APP_DIR="${APP_DIR_ARG:-/opt/$app}"
   APP_DIR="${APP_DIR%/}"
   [[ "$APP_DIR" == /* && "$(basename -- "$APP_DIR")" == "$app" ]] || usage_error "--app-dir must be an absolute path ending in /$app"
   [[ "$EUID" -eq 0 ]] || die 1 "must run as root (sudo)"

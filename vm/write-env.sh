@@ -29,16 +29,13 @@ USAGE
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 
 main() {
-  local app_dir="" dest tmp sum size
+  local dest tmp sum size
   while (($#)); do
     case "$1" in
-      --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
-      --app-dir=*) app_dir="${1#*=}"; shift ;;
-      -h|--help) usage; exit 0 ;;
-      *) usage_error "unknown argument: $1" ;;
+      *) common_option "$@"; shift "$ARGS_USED" ;;
     esac
   done
-  use_app_dir "$app_dir"
+  use_app_dir "$APP_DIR_ARG"
   [[ -d "$APP_DIR/shared" ]] || die 1 "$APP_DIR/shared does not exist (run bootstrap-host.sh first)"
 
   umask 077

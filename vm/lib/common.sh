@@ -46,6 +46,19 @@ need_value() {
   [[ $# -ge 2 && -n "$2" ]] || usage_error "option $1 needs a value"
 }
 
+# common_option "$@": the options every entry script takes, at the end of its own parsing
+# loop: --app-dir DIR (into APP_DIR_ARG) and -h/--help (the script's usage); any other is
+# a usage error. Sets ARGS_USED, the arguments to shift.
+APP_DIR_ARG="" ARGS_USED=0
+common_option() {
+  case "$1" in
+    --app-dir) need_value "$@"; APP_DIR_ARG="$2"; ARGS_USED=2 ;;
+    --app-dir=*) APP_DIR_ARG="${1#*=}"; ARGS_USED=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage_error "unknown argument: $1" ;;
+  esac
+}
+
 # Default --app-dir: /opt/APP/bin/x.sh -> /opt/APP (also when bin -> tools/<hash>);
 # /opt/APP/releases/ID/bin/x.sh -> /opt/APP; /opt/APP/tools/<hash>/x.sh -> /opt/APP.
 default_app_dir() {
