@@ -444,6 +444,32 @@ t_restore() {
   assert_eq "$(rc_of "$BIN/restore.sh --backup no-such-backup --yes")" "2" "restore of a missing backup"
 }
 
+# set-db-password.sh --service: an ALTER ROLE with a SCRAM verifier (here of the password
+# the app already uses, so it keeps connecting) runs in that service's container.
+t_set_db_password() {
+  local stmt
+  stmt="$(python3 - <<'PY'
+import base64, hashlib, hmac, os
+pw = b'Test-pw with space & "quote" #hash'
+salt = os.urandom(16)
+salted = hashlib.pbkdf2_hmac("sha256", pw, salt, 4096)
+stored = hashlib.sha256(hmac.new(salted, b"Client Key", "sha256").digest()).digest()
+server = hmac.new(salted, b"Server Key", "sha256").digest()
+b = lambda x: base64.b64encode(x).decode()
+print(f"""ALTER ROLE "bot" PASSWORD 'SCRAM-SHA-256$4096:{b(salt)}${b(stored)}:{b(server)}';""")
+PY
+)"
+  assert_eq "$(printf '%s\n' "$stmt" | "$SB" ssh "$NAME" -- "$BIN/set-db-password.sh --service postgres" 2>"$WORK/last.err"; echo $?)" "0" "set-db-password"
+  assert_contains "$(cat "$WORK/last.err")" "password set in postgres" "log"
+  assert_eq "$(vm "docker exec bot-postgres-1 psql -U bot -d bot -tAc \"select rolpassword like 'SCRAM-SHA-256\\\$4096:%' from pg_authid where rolname = 'bot'\"")" "t" "verifier stored"
+  vm "curl -fsS -X POST -H 'content-type: application/json' -d '{\"client_id\":\"c8\",\"slot\":\"2030-03-01T10:00:00Z\"}' http://127.0.0.1:8080/bookings" >/dev/null || fail "the app lost its database"
+  vm "docker exec bot-postgres-1 psql -U bot -d bot -tAc \"delete from bookings where client_id = 'c8'\"" >/dev/null
+  assert_eq "$(printf '%s\n' "$stmt" | "$SB" ssh "$NAME" -- "$BIN/set-db-password.sh --service no-such-db" 2>"$WORK/last.err"; echo $?)" "0" "no container of the service: nothing to do"
+  assert_eq "$(echo 'DROP ROLE bot;' | "$SB" ssh "$NAME" -- "$BIN/set-db-password.sh --service postgres" 2>/dev/null; echo $?)" "2" "anything but ALTER ROLE ... SCRAM is refused"
+  assert_eq "$(rc_of "$BIN/set-db-password.sh </dev/null")" "64" "--service is required"
+  assert_eq "$(rows)" "3" "rows"
+}
+
 # kill_at PHASE TARGET WHERE: SIGKILL the activation's process group while it holds in
 # PHASE; WHERE (old|new) is where current must be; then a rerun converges.
 kill_at() {
@@ -636,6 +662,11 @@ t_proxy() {
   assert_eq "$(proxy_dials)" "bot-api:8080" "the proxy runs its Caddyfile again"
   assert_eq "$(vm "docker ps -q --filter label=com.docker.compose.service=bot-api | wc -l")" "1" "bot-api containers"
   assert_contains "$(vm 'curl -fsS http://127.0.0.1:8080/version')" "px2" "/version after the hand-over"
+  # A changed Caddyfile reaches the running onevm-proxy (graceful reload).
+  { cat "$FIX/Caddyfile"; printf '# changed\n'; } >"$WORK/Caddyfile"
+  tar -C "$WORK" -czf - Caddyfile | base64 -w0 | "$SB" ssh "$NAME" -- "sudo $BIN/install-tls.sh --app-dir $A" >/dev/null 2>"$WORK/last.err" ||
+    fail "install-tls with the proxy running"
+  assert_contains "$(cat "$WORK/last.err")" "reloading the running proxy" "install-tls reloads onevm-proxy"
   # A new bot-api that never passes its checks: nothing switched, the old one kept serving.
   probe_start
   assert_eq "$(activate --release pxbroken --health-retries 10 --health-interval 1)" "5" "activate pxbroken"
@@ -774,6 +805,7 @@ run_test "activate broken: rollback to v2, incident, exit 5" t_broken_rolls_back
 run_test "activate badmigrate: exit 3, current unchanged; failed backup: exit 2" t_badmigrate
 run_test "backup: index, restore, space (3), lock (4), corruption (2), retention" t_backup
 run_test "restore.sh: verified backup back, services but database stopped, migrate once, gate" t_restore
+run_test "set-db-password.sh --service: ALTER ROLE in that service's container; none running: no-op" t_set_db_password
 run_test "SIGKILL in backup phase, rerun converges" t_kill_backup
 run_test "SIGKILL in migrate phase, rerun converges" t_kill_migrate
 run_test "SIGKILL in switch phase, rerun converges" t_kill_switch
