@@ -29,25 +29,22 @@ Log: APP_DIR/logs/install-unit.log
 USAGE
 }
 
-# shellcheck source-path=SCRIPTDIR source=common.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 
 main() {
-  local app_dir="" name="" start=true dest tmp changed=false size
+  local name="" start=true dest tmp changed=false size
   while (($#)); do
     case "$1" in
       --name) need_value "$@"; name="$2"; shift 2 ;;
       --name=*) name="${1#*=}"; shift ;;
       --no-start) start=false; shift ;;
-      --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
-      --app-dir=*) app_dir="${1#*=}"; shift ;;
-      -h|--help) usage; exit 0 ;;
-      *) usage_error "unknown argument: $1" ;;
+      *) common_option "$@"; shift "$ARGS_USED" ;;
     esac
   done
   [[ -n "$name" ]] || usage_error "--name is required"
   [[ "$name" =~ ^[A-Za-z0-9@._-]+\.(service|timer)$ && "$name" != .* ]] || usage_error "invalid unit name '$name'"
-  if APP_DIR="$(resolve_app_dir "$app_dir" 2>/dev/null)"; then setup_logging "$APP_DIR"; fi
+  if APP_DIR="$(resolve_app_dir "$APP_DIR_ARG" 2>/dev/null)"; then setup_logging "$APP_DIR"; fi
   [[ "$EUID" -eq 0 ]] || die 1 "must run as root (sudo)"
   [[ -d /run/systemd/system ]] || die 1 "systemd is not running on this host"
 

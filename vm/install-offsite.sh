@@ -29,24 +29,20 @@ Log: APP_DIR/logs/install-offsite.log
 USAGE
 }
 
-# shellcheck source-path=SCRIPTDIR source=common.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 
 ALLOWED_FILES=(targets.json ssh_key ssh_known_hosts s3.curlrc)
 
 main() {
-  local app_dir="" remove=0 dest input new old sum name names=() allowed
+  local remove=0 dest input new old sum name names=() allowed
   while (($#)); do
     case "$1" in
       --remove) remove=1; shift ;;
-      --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
-      --app-dir=*) app_dir="${1#*=}"; shift ;;
-      -h|--help) usage; exit 0 ;;
-      *) usage_error "unknown argument: $1" ;;
+      *) common_option "$@"; shift "$ARGS_USED" ;;
     esac
   done
-  APP_DIR="$(resolve_app_dir "$app_dir")"
-  setup_logging "$APP_DIR"
+  use_app_dir "$APP_DIR_ARG"
   [[ -d "$APP_DIR/shared" ]] || die 1 "$APP_DIR/shared does not exist (run bootstrap-host.sh first)"
   dest="$APP_DIR/shared/offsite"
   if [[ "$remove" -eq 1 ]]; then

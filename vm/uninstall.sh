@@ -12,8 +12,9 @@ Removes:  the systemd unit NAME (disable --now, file, daemon-reload), /etc/cron.
           --remove-orphans`, WITHOUT -v), APP_DIR/releases/, APP_DIR/current,
           APP_DIR/bin/ and APP_DIR/tools/ (the scripts), APP_DIR/images/, APP_DIR/shared/.env (secrets do not outlive
           the app), lock/marker files in state/ and state/owner (the stack's claim).
-Keeps:    APP_DIR/backups/ (database dumps), the compose volumes of APP (e.g.
-          APP_pgdata, the live database), APP_DIR/state/history.jsonl and
+Keeps:    APP_DIR/backups/ (database dumps), the compose volumes of APP (the live
+          database's among them) and data directories bound into them,
+          APP_DIR/state/history.jsonl and
           state/incidents/ (audit trail), APP_DIR/logs/, and Docker images.
 Prints what it kept and why on stdout. Running it again removes nothing more.
 Waits for state/deploy.lock so it never races an activation. With --owner it first
@@ -38,8 +39,8 @@ Log: APP_DIR/logs/uninstall.log
 USAGE
 }
 
-# shellcheck source-path=SCRIPTDIR source=common.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 
 remove_path() {
   local path="$1"
@@ -50,7 +51,7 @@ remove_path() {
 }
 
 main() {
-  local app="" unit="" cron="" app_dir="" lock_wait=300 owner="" held vols n
+  local app="" unit="" cron="" lock_wait=300 owner="" held vols n
   while (($#)); do
     case "$1" in
       --app) need_value "$@"; app="$2"; shift 2 ;;
@@ -59,14 +60,11 @@ main() {
       --unit=*) unit="${1#*=}"; shift ;;
       --cron) need_value "$@"; cron="$2"; shift 2 ;;
       --cron=*) cron="${1#*=}"; shift ;;
-      --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
-      --app-dir=*) app_dir="${1#*=}"; shift ;;
       --lock-wait) need_value "$@"; lock_wait="$2"; shift 2 ;;
       --lock-wait=*) lock_wait="${1#*=}"; shift ;;
       --owner) need_value "$@"; owner="$2"; shift 2 ;;
       --owner=*) owner="${1#*=}"; shift ;;
-      -h|--help) usage; exit 0 ;;
-      *) usage_error "unknown argument: $1" ;;
+      *) common_option "$@"; shift "$ARGS_USED" ;;
     esac
   done
   [[ -n "$app" ]] || usage_error "--app is required"
@@ -78,7 +76,7 @@ main() {
     [[ "$cron" =~ ^[A-Za-z0-9_-]+$ ]] || usage_error "invalid --cron '$cron'"
   fi
   [[ "$lock_wait" =~ ^[0-9]+$ ]] || usage_error "--lock-wait must be a number of seconds"
-  APP_DIR="${app_dir:-/opt/$app}"
+  APP_DIR="${APP_DIR_ARG:-/opt/$app}"
   APP_DIR="${APP_DIR%/}"
   [[ "$APP_DIR" == /* && "$(basename -- "$APP_DIR")" == "$app" ]] || usage_error "--app-dir must be an absolute path ending in /$app"
   [[ "$EUID" -eq 0 ]] || die 1 "must run as root (sudo)"
@@ -138,7 +136,7 @@ main() {
     printf 'uninstalled %s. Kept:\n' "$app"
     printf '  %s/backups/  database dumps (%s files): your data, restorable with pg_restore\n' \
       "$APP_DIR" "$(find "$APP_DIR/backups" -maxdepth 1 -type f -name '*.dump*' 2>/dev/null | wc -l)"
-    printf '  docker volumes: %s the live database; remove with: docker volume rm %s\n' \
+    printf '  docker volumes: %s (app data, the live database among them); remove with: docker volume rm %s\n' \
       "${vols:-none found}" "${vols:-VOLUME}"
     printf '  %s/state/history.jsonl and state/incidents/  the deployment audit trail\n' "$APP_DIR"
     printf '  %s/logs/  script logs\n' "$APP_DIR"

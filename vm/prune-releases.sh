@@ -31,11 +31,11 @@ Log: APP_DIR/logs/prune-releases.log
 USAGE
 }
 
-# shellcheck source-path=SCRIPTDIR source=common.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 
 main() {
-  local app_dir="" keep="" dry=false lock_wait=300 releases app id path pid i deleted=0
+  local keep="" dry=false lock_wait=300 releases id path pid i deleted=0
   local -A protect=()
   local all=() rest=()
   while (($#)); do
@@ -45,17 +45,12 @@ main() {
       --dry-run) dry=true; shift ;;
       --lock-wait) need_value "$@"; lock_wait="$2"; shift 2 ;;
       --lock-wait=*) lock_wait="${1#*=}"; shift ;;
-      --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
-      --app-dir=*) app_dir="${1#*=}"; shift ;;
-      -h|--help) usage; exit 0 ;;
-      *) usage_error "unknown argument: $1" ;;
+      *) common_option "$@"; shift "$ARGS_USED" ;;
     esac
   done
   [[ "$keep" =~ ^[1-9][0-9]*$ ]] || usage_error "--keep N (a positive integer) is required"
   [[ "$lock_wait" =~ ^[0-9]+$ ]] || usage_error "--lock-wait must be a number of seconds"
-  APP_DIR="$(resolve_app_dir "$app_dir")"
-  setup_logging "$APP_DIR"
-  app="$(basename -- "$APP_DIR")"
+  use_app_dir "$APP_DIR_ARG"
   releases="$APP_DIR/releases"
   [[ -d "$releases" && -d "$APP_DIR/state" ]] || die 1 "$releases or $APP_DIR/state missing"
 
@@ -77,7 +72,7 @@ main() {
       id="${path#"$releases/"}"
       id="${id%%/*}"
       [[ -n "$id" ]] && protect["$id"]="in use by a container"
-    done < <(docker ps -a --filter "label=com.docker.compose.project=$app" \
+    done < <(docker ps -a --filter "label=com.docker.compose.project=$APP" \
       --format '{{.Label "com.docker.compose.project.working_dir"}}' 2>/dev/null | sort -u)
   fi
 

@@ -13,8 +13,9 @@ image's user, default 480) so nothing else but root can read it. Each file is wr
 to a temp name in the same directory and renamed over the old one: the directory itself
 is never replaced, because a running container's bind mount keeps the directory it was
 given. Files absent from the archive (acme mode: no cert/key) are removed. When a file
-changed and the proxy container (compose service "proxy" of project APP) runs, its
-configuration is reloaded gracefully (`caddy reload --force`: open connections finish).
+changed and the proxy container runs (compose service onevm-proxy of project APP, or the
+proxy role's service of the current release), its configuration is reloaded gracefully
+(`caddy reload --force`: open connections finish).
 Prints the sha256 of the archive only; the key is never printed or logged.
 Run as root (sudo): the key's owner is the proxy's uid.
 
@@ -32,33 +33,22 @@ Log: APP_DIR/logs/install-tls.log
 USAGE
 }
 
-# shellcheck source-path=SCRIPTDIR source=common.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 
 FILES=(Caddyfile cert.pem key.pem)
 
-proxy_container() {
-  docker ps -q --no-trunc \
-    --filter "label=com.docker.compose.project=$1" \
-    --filter "label=com.docker.compose.service=proxy" \
-    --filter "label=com.docker.compose.oneoff=False" 2>/dev/null | head -n 1
-}
-
 main() {
-  local app_dir="" uid=480 dir tmp f changed=false sum c extra
+  local uid=480 dir tmp f changed=false sum c extra proxy
   while (($#)); do
     case "$1" in
       --proxy-uid) need_value "$@"; uid="$2"; shift 2 ;;
       --proxy-uid=*) uid="${1#*=}"; shift ;;
-      --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
-      --app-dir=*) app_dir="${1#*=}"; shift ;;
-      -h|--help) usage; exit 0 ;;
-      *) usage_error "unknown argument: $1" ;;
+      *) common_option "$@"; shift "$ARGS_USED" ;;
     esac
   done
   [[ "$uid" =~ ^[0-9]+$ ]] || usage_error "--proxy-uid must be a numeric uid"
-  APP_DIR="$(resolve_app_dir "$app_dir")"
-  setup_logging "$APP_DIR"
+  use_app_dir "$APP_DIR_ARG"
   [[ -d "$APP_DIR/shared" ]] || die 1 "$APP_DIR/shared does not exist (run bootstrap-host.sh first)"
   [[ "$EUID" -eq 0 ]] || die 1 "run as root (sudo): key.pem is owned by the proxy's uid $uid"
 
@@ -108,7 +98,8 @@ main() {
     printf 'unchanged %s\n' "$sum"
     exit 0
   fi
-  c="$(proxy_container "$(basename -- "$APP_DIR")")"
+  proxy="$(rel_role "$APP_DIR/current" proxy)"
+  c="$(running_container "${proxy:-$ONEVM_PROXY_SERVICE}")"
   if [[ -n "$c" ]]; then
     log INFO "reloading the running proxy ${c:0:12}"
     docker exec "$c" caddy reload --config /etc/caddy/Caddyfile --adapter caddyfile --force >&2 ||

@@ -4,7 +4,7 @@ set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-Usage: sudo bootstrap-host.sh --app APP --user USER [--app-dir /opt/APP]
+Usage: sudo bootstrap-host.sh --app APP --user USER [--data-dir DIR]... [--app-dir /opt/APP]
 
 Prepares a Debian 13 (trixie) or Ubuntu 24.04 host for onevm, changing only what is
 missing (fast no-op when done):
@@ -15,11 +15,15 @@ missing (fast no-op when done):
   - USER in the docker group (takes effect on USER's next login)
   - APP_DIR and its releases/ shared/ (700) backups/ state/ state/incidents/ logs/
     images/ bin/, owned by USER, mode 755 unless noted
+  - each --data-dir DIR when missing (root, 755; e.g. a database volume's directory on a
+    mounted DigitalOcean volume, which the compose file binds; an existing one is left
+    as it is: the container that owns its data sets its owner)
 Must run as root.
 
 Options:
   --app APP       app name: compose project name ([a-z0-9][a-z0-9_-]*)
   --user USER     deploy user (must exist)
+  --data-dir DIR  a data directory to create when missing (absolute; repeatable)
   --app-dir DIR   default /opt/APP
   -h, --help      this help
 
@@ -33,8 +37,8 @@ Log: APP_DIR/logs/bootstrap-host.log
 USAGE
 }
 
-# shellcheck source-path=SCRIPTDIR source=common.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 
 CHANGED=0
 APT_MS=0
@@ -131,7 +135,8 @@ start_docker() {
 }
 
 main() {
-  local app="" user="" app_dir="" group d t0
+  local app="" user="" group d t0
+  local data_dirs=()
   t0="$(date +%s%N)"
   while (($#)); do
     case "$1" in
@@ -139,19 +144,21 @@ main() {
       --app=*) app="${1#*=}"; shift ;;
       --user) need_value "$@"; user="$2"; shift 2 ;;
       --user=*) user="${1#*=}"; shift ;;
-      --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
-      --app-dir=*) app_dir="${1#*=}"; shift ;;
-      -h|--help) usage; exit 0 ;;
-      *) usage_error "unknown argument: $1" ;;
+      --data-dir) need_value "$@"; data_dirs+=("$2"); shift 2 ;;
+      --data-dir=*) data_dirs+=("${1#*=}"); shift ;;
+      *) common_option "$@"; shift "$ARGS_USED" ;;
     esac
   done
   [[ -n "$app" ]] || usage_error "--app is required"
   [[ -n "$user" ]] || usage_error "--user is required"
   valid_app_name "$app" || usage_error "--app must match [a-z0-9][a-z0-9_-]* (a compose project name)"
-  APP_DIR="${app_dir:-/opt/$app}"
+  APP_DIR="${APP_DIR_ARG:-/opt/$app}"
   [[ "$APP_DIR" == /* ]] || usage_error "--app-dir must be absolute"
   APP_DIR="${APP_DIR%/}"
   [[ "$(basename -- "$APP_DIR")" == "$app" ]] || usage_error "the app dir's name must be the app name ($app): the scripts derive the compose project from it"
+  for d in ${data_dirs[@]+"${data_dirs[@]}"}; do
+    [[ "$d" == /?* && "/$d/" != */../* && "/$d/" != */./* ]] || usage_error "--data-dir must be an absolute path without . or .. components: $d"
+  done
   [[ "$EUID" -eq 0 ]] || die 1 "must run as root (sudo)"
   [[ -d /run/systemd/system ]] || die 1 "systemd is not running on this host"
   id -u "$user" >/dev/null 2>&1 || die 1 "user '$user' does not exist"
@@ -177,6 +184,13 @@ main() {
   done
   ensure_dir "$APP_DIR/shared" 700 "$user" "$group"
   setup_logging "$APP_DIR"
+  for d in ${data_dirs[@]+"${data_dirs[@]}"}; do
+    if [[ ! -d "$d" ]]; then
+      install -d -m 755 -- "$d"
+      log INFO "created data directory $d"
+      CHANGED=1
+    fi
+  done
 
   if [[ "$CHANGED" -eq 0 ]]; then
     log INFO "host already bootstrapped for $app ($(docker compose version --short 2>/dev/null), $(( ($(date +%s%N) - t0) / 1000000 )) ms)"

@@ -28,8 +28,8 @@ Log: APP_DIR/logs/install-cron.log
 USAGE
 }
 
-# shellcheck source-path=SCRIPTDIR source=common.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 
 # check_line TEXT: 0 when TEXT is a valid cron.d line.
 check_line() {
@@ -51,20 +51,17 @@ check_line() {
 }
 
 main() {
-  local app_dir="" name="" dest tmp size n=0 line
+  local name="" dest tmp size n=0 line
   while (($#)); do
     case "$1" in
       --name) need_value "$@"; name="$2"; shift 2 ;;
       --name=*) name="${1#*=}"; shift ;;
-      --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
-      --app-dir=*) app_dir="${1#*=}"; shift ;;
-      -h|--help) usage; exit 0 ;;
-      *) usage_error "unknown argument: $1" ;;
+      *) common_option "$@"; shift "$ARGS_USED" ;;
     esac
   done
   [[ -n "$name" ]] || usage_error "--name is required"
   [[ "$name" =~ ^[A-Za-z0-9_-]+$ ]] || usage_error "invalid cron.d name '$name' (letters, digits, _ and - only)"
-  if APP_DIR="$(resolve_app_dir "$app_dir" 2>/dev/null)"; then setup_logging "$APP_DIR"; fi
+  if APP_DIR="$(resolve_app_dir "$APP_DIR_ARG" 2>/dev/null)"; then setup_logging "$APP_DIR"; fi
   [[ "$EUID" -eq 0 ]] || die 1 "must run as root (sudo)"
   [[ -d /etc/cron.d ]] || die 1 "/etc/cron.d does not exist (is cron installed?)"
 

@@ -29,7 +29,8 @@ restore after the VM lost its backups), compares its sha256 with the index entry
 there is one, and prints its path; check it with `backup.sh --verify BACKUP_ID`.
 
 Options:
-  --keep N          backups kept on each target (default 7, at least 1)
+  --keep N          backups kept on each target (default: the current release's
+                    settings.backup_keep, else 7; at least 1)
   --lock-held       the caller (backup.sh) already holds state/backup.lock
   --lock-wait S     seconds to wait for state/backup.lock (default 300)
   --fetch ID        fetch a backup back instead of copying one
@@ -48,8 +49,10 @@ Log: APP_DIR/logs/offsite-copy.log
 USAGE
 }
 
-# shellcheck source-path=SCRIPTDIR source=common.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/backups.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/backups.sh"
 
 NET_TIMEOUT=3600
 
@@ -215,22 +218,11 @@ copy_to() {
   return 1
 }
 
-resolve_local() {
-  local x="$1" c
-  for c in "$x" "$BACKUPS/$x" "$BACKUPS/$x.dump"; do
-    if [[ -f "$c" ]]; then
-      printf '%s\n' "$(cd -P -- "$(dirname -- "$c")" && pwd)/$(basename -- "$c")"
-      return 0
-    fi
-  done
-  return 1
-}
-
 do_copy() {
   local target="$1" keep="$2" file id verified t failed=0 targets=()
   mapfile -t targets < <(configured_targets)
   [[ ${#targets[@]} -gt 0 ]] || die 1 "no off-host target is configured ($CONF/targets.json)"
-  file="$(resolve_local "$target")" || die 1 "backup not found: $target"
+  file="$(resolve_backup "$target" "$BACKUPS")" || die 1 "backup not found: $target"
   [[ "$file" == "$BACKUPS/"*.dump ]] || die 2 "$file is not a verified backup (*.dump in $BACKUPS): nothing copied"
   id="$(basename -- "$file" .dump)"
   verified="$(jq -r --arg id "$id" '[.backups[]? | select(.backup_id == $id)][0].verified // false' "$BACKUPS/backup_index.json" 2>/dev/null || echo false)"
@@ -271,7 +263,7 @@ do_fetch() {
 }
 
 main() {
-  local app_dir="" keep=7 lock_held=0 lock_wait=300 fetch="" from="" backup=""
+  local keep="" lock_held=0 lock_wait=300 fetch="" from="" backup=""
   while (($#)); do
     case "$1" in
       --keep) need_value "$@"; keep="$2"; shift 2 ;;
@@ -283,14 +275,10 @@ main() {
       --fetch=*) fetch="${1#*=}"; shift ;;
       --from) need_value "$@"; from="$2"; shift 2 ;;
       --from=*) from="${1#*=}"; shift ;;
-      --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
-      --app-dir=*) app_dir="${1#*=}"; shift ;;
-      -h|--help) usage; exit 0 ;;
-      -*) usage_error "unknown argument: $1" ;;
+      -*) common_option "$@"; shift "$ARGS_USED" ;;
       *) [[ -z "$backup" ]] || usage_error "one backup at a time"; backup="$1"; shift ;;
     esac
   done
-  [[ "$keep" =~ ^[1-9][0-9]*$ ]] || usage_error "--keep must be a positive integer"
   [[ "$lock_wait" =~ ^[0-9]+$ ]] || usage_error "--lock-wait must be a number of seconds"
   if [[ -n "$fetch" ]]; then
     [[ -z "$backup" ]] || usage_error "--fetch takes no BACKUP argument"
@@ -298,9 +286,9 @@ main() {
   else
     [[ -n "$backup" ]] || usage_error "name the backup to copy"
   fi
-  APP_DIR="$(resolve_app_dir "$app_dir")"
-  setup_logging "$APP_DIR"
-  APP="$(basename -- "$APP_DIR")"
+  use_app_dir "$APP_DIR_ARG"
+  keep="${keep:-$(rel_setting "$APP_DIR/current" backup_keep 7)}"
+  [[ "$keep" =~ ^[1-9][0-9]*$ ]] || usage_error "--keep (or settings.backup_keep) must be a positive integer"
   BACKUPS="$APP_DIR/backups"
   CONF="$APP_DIR/shared/offsite"
   [[ -d "$BACKUPS" && -d "$APP_DIR/state" ]] || die 1 "$BACKUPS or $APP_DIR/state missing (run bootstrap-host.sh first)"

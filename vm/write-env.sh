@@ -25,21 +25,17 @@ Log: APP_DIR/logs/write-env.log
 USAGE
 }
 
-# shellcheck source-path=SCRIPTDIR source=common.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 
 main() {
-  local app_dir="" dest tmp sum size
+  local dest tmp sum size
   while (($#)); do
     case "$1" in
-      --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
-      --app-dir=*) app_dir="${1#*=}"; shift ;;
-      -h|--help) usage; exit 0 ;;
-      *) usage_error "unknown argument: $1" ;;
+      *) common_option "$@"; shift "$ARGS_USED" ;;
     esac
   done
-  APP_DIR="$(resolve_app_dir "$app_dir")"
-  setup_logging "$APP_DIR"
+  use_app_dir "$APP_DIR_ARG"
   [[ -d "$APP_DIR/shared" ]] || die 1 "$APP_DIR/shared does not exist (run bootstrap-host.sh first)"
 
   umask 077

@@ -6,12 +6,17 @@ set -euo pipefail
 usage() {
   cat <<'USAGE'
 Usage: backup.sh [--type scheduled|pre_deployment|manual] [--min-free-mb N] [--keep N]
-                 [--release ID] [--lock-wait S] [--no-offsite] [--app-dir /opt/APP]
-       backup.sh --verify FILE|BACKUP_ID [--app-dir /opt/APP]
+                 [--release ID] [--release-dir DIR] [--lock-wait S] [--no-offsite]
+                 [--app-dir /opt/APP]
+       backup.sh --verify FILE|BACKUP_ID [--release-dir DIR] [--app-dir /opt/APP]
 
+The database is the database role of the release in DIR (default APP_DIR/current):
+release.json's database {service, user, name}; --keep and --min-free-mb default to its
+settings (backup_keep, backup_min_free_mb), so a backup run by hand honours the stack's
+free-space floor too.
 Backup: checks free space in APP_DIR/backups, runs `pg_dump -Fc` inside the running
-postgres container of compose project APP (user and database from that container's own
-POSTGRES_USER / POSTGRES_DB: no credential passes through this script), writes
+container of the database service (as the role's user, over the container's local
+socket: no credential passes through this script), writes
 backups/.tmp-PID.dump, verifies it (PGDMP header, `pg_restore --list` lists entries, and
 `pg_restore -f /dev/null` reads every data block: a truncated file fails),
 then renames it to backups/<APP>_<YYYYmmdd_HHMMSS>_<type>.dump, records it in
@@ -32,9 +37,11 @@ index entry (a file with no entry gets one); a corrupt .dump is renamed to
 
 Options:
   --type T          scheduled | pre_deployment | manual (default manual)
-  --min-free-mb N   required free space in MB (default 2048)
-  --keep N          backups to keep (default 7, at least 1)
-  --release ID      artifact_id recorded in the index (default: the current release)
+  --min-free-mb N   required free space in MB (default: settings.backup_min_free_mb, else 2048)
+  --keep N          backups to keep (default: settings.backup_keep, else 7; at least 1)
+  --release ID      artifact_id recorded in the index (default: DIR's release id)
+  --release-dir DIR the release whose database role and settings apply (default
+                    APP_DIR/current)
   --lock-wait S     seconds to wait for state/backup.lock (default 300)
   --verify X        verify an existing backup instead of taking one
   --no-offsite      do not copy the backup to the off-host targets
@@ -43,7 +50,8 @@ Options:
 
 Exit codes:
   0   backup taken and verified (or --verify: the backup is valid)
-  1   pg_dump failed (or no running postgres container, or another error)
+  1   pg_dump failed (or no release, no database role, its container not running, or
+      another error)
   2   verification failed (file kept as *.unverified, verified:false in the index)
   3   insufficient disk space
   4   lock busy (another backup holds state/backup.lock)
@@ -54,54 +62,10 @@ Log: APP_DIR/logs/backup.log
 USAGE
 }
 
-# shellcheck source-path=SCRIPTDIR source=common.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
-
-PG_TIMEOUT=1800
-
-# postgres_container APP: id of the project's postgres service container ("" when none).
-postgres_container() {
-  docker ps -a -q --no-trunc \
-    --filter "label=com.docker.compose.project=$1" \
-    --filter "label=com.docker.compose.service=postgres" \
-    --filter "label=com.docker.compose.oneoff=False" | head -n 1
-}
-
-require_running_postgres() {
-  local pg
-  pg="$(postgres_container "$APP")"
-  [[ -n "$pg" ]] || die 1 "no postgres container for compose project $APP (nothing to back up yet)"
-  [[ "$(docker inspect -f '{{.State.Running}}' "$pg" 2>/dev/null)" == "true" ]] ||
-    die 1 "the postgres container of $APP is not running"
-  printf '%s\n' "$pg"
-}
-
-# verify_dump FILE PG_CONTAINER: PGDMP header and a non-empty `pg_restore --list`.
-VERIFY_DETAIL=""
-verify_dump() {
-  local file="$1" pg="$2" list entries
-  VERIFY_DETAIL=""
-  if [[ "$(head -c 5 -- "$file" 2>/dev/null)" != "PGDMP" ]]; then
-    VERIFY_DETAIL="no PGDMP header (not a pg_dump custom-format archive)"
-    return 1
-  fi
-  if ! list="$(timeout "$PG_TIMEOUT" docker exec -i "$pg" pg_restore --list <"$file" 2>&1)"; then
-    VERIFY_DETAIL="pg_restore --list failed: $(tail -n 2 <<<"$list" | tr '\n' ' ' | head -c 300)"
-    return 1
-  fi
-  entries="$(grep -cv -e '^;' -e '^[[:space:]]*$' <<<"$list" || true)"
-  if [[ "$entries" -lt 1 ]]; then
-    VERIFY_DETAIL="pg_restore --list shows no entries"
-    return 1
-  fi
-  # A truncated dump still has a readable table of contents: read every data block too.
-  if ! list="$(timeout "$PG_TIMEOUT" docker exec -i "$pg" pg_restore -f /dev/null <"$file" 2>&1)"; then
-    VERIFY_DETAIL="pg_restore cannot read the data (truncated or corrupt): $(tail -n 2 <<<"$list" | tr '\n' ' ' | head -c 300)"
-    return 1
-  fi
-  VERIFY_DETAIL="$entries archive entries"
-  return 0
-}
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/backups.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/backups.sh"
 
 read_index() {
   local index="$BACKUPS/backup_index.json"
@@ -155,22 +119,11 @@ apply_retention() {
   log INFO "Deleted $deleted expired backups"
 }
 
-# resolve_backup X: path of an existing backup given as a path, file name or backup_id.
-resolve_backup() {
-  local x="$1" c
-  for c in "$x" "$BACKUPS/$x" "$BACKUPS/$x.dump" "$BACKUPS/$x.dump.unverified"; do
-    if [[ -f "$c" ]]; then
-      printf '%s\n' "$(cd -P -- "$(dirname -- "$c")" && pwd)/$(basename -- "$c")"
-      return 0
-    fi
-  done
-  return 1
-}
-
+# do_verify X DIR: re-check backup X with the database container of the release in DIR.
 do_verify() {
-  local target="$1" file pg id now newest
+  local target="$1" dir="$2" file pg id now newest
   file="$(resolve_backup "$target")" || die 2 "backup not found: $target"
-  pg="$(require_running_postgres)"
+  pg="$(database_container "$dir" 1)"
   id="$(basename -- "$file")"
   id="${id%.unverified}"
   id="${id%.dump}"
@@ -212,8 +165,9 @@ do_verify() {
 }
 
 main() {
-  local app_dir="" type="manual" min_free=2048 keep=7 release="" lock_wait=300 verify="" offsite=1
+  local type="manual" min_free="" keep="" release="" dir="" lock_wait=300 verify="" offsite=1
   local free_mb pg tmp err rc stamp name final created_at bytes mb verified_at entry retention_until
+  local identity=()
   while (($#)); do
     case "$1" in
       --type) need_value "$@"; type="$2"; shift 2 ;;
@@ -224,26 +178,25 @@ main() {
       --keep=*) keep="${1#*=}"; shift ;;
       --release) need_value "$@"; release="$2"; shift 2 ;;
       --release=*) release="${1#*=}"; shift ;;
+      --release-dir) need_value "$@"; dir="$2"; shift 2 ;;
+      --release-dir=*) dir="${1#*=}"; shift ;;
       --lock-wait) need_value "$@"; lock_wait="$2"; shift 2 ;;
       --lock-wait=*) lock_wait="${1#*=}"; shift ;;
       --verify) need_value "$@"; verify="$2"; shift 2 ;;
       --verify=*) verify="${1#*=}"; shift ;;
       --no-offsite) offsite=0; shift ;;
-      --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
-      --app-dir=*) app_dir="${1#*=}"; shift ;;
-      -h|--help) usage; exit 0 ;;
-      *) usage_error "unknown argument: $1" ;;
+      *) common_option "$@"; shift "$ARGS_USED" ;;
     esac
   done
   case "$type" in scheduled|pre_deployment|manual) ;; *) usage_error "--type must be scheduled, pre_deployment or manual" ;; esac
-  [[ "$min_free" =~ ^[0-9]+$ ]] || usage_error "--min-free-mb must be a non-negative integer"
-  [[ "$keep" =~ ^[1-9][0-9]*$ ]] || usage_error "--keep must be a positive integer"
   [[ "$lock_wait" =~ ^[0-9]+$ ]] || usage_error "--lock-wait must be a number of seconds"
   if [[ -n "$release" ]] && ! valid_release_id "$release"; then usage_error "invalid --release id"; fi
-  APP_DIR="$(resolve_app_dir "$app_dir")"
-  setup_logging "$APP_DIR"
-  APP="$(basename -- "$APP_DIR")"
-  valid_app_name "$APP" || die 1 "app dir name '$APP' is not a valid compose project name"
+  use_app_dir "$APP_DIR_ARG"
+  dir="$(cd -P -- "${dir:-$APP_DIR/current}" 2>/dev/null && pwd)" || dir="${dir:-$APP_DIR/current}"
+  min_free="${min_free:-$(rel_setting "$dir" backup_min_free_mb 2048)}"
+  keep="${keep:-$(rel_setting "$dir" backup_keep 7)}"
+  [[ "$min_free" =~ ^[0-9]+$ ]] || usage_error "--min-free-mb (or settings.backup_min_free_mb) must be a non-negative integer"
+  [[ "$keep" =~ ^[1-9][0-9]*$ ]] || usage_error "--keep (or settings.backup_keep) must be a positive integer"
   BACKUPS="$APP_DIR/backups"
   [[ -d "$BACKUPS" && -d "$APP_DIR/state" ]] || die 1 "$BACKUPS or $APP_DIR/state missing (run bootstrap-host.sh first)"
   command -v jq >/dev/null 2>&1 || die 1 "jq is not installed"
@@ -257,29 +210,28 @@ main() {
 
   if [[ -n "$verify" ]]; then
     rc=0
-    do_verify "$verify" || rc=$?
+    do_verify "$verify" "$dir" || rc=$?
     exit "$rc"
   fi
 
-  if [[ -z "$release" ]]; then
-    release="$(basename -- "$(readlink -- "$APP_DIR/current" 2>/dev/null || true)")"
-  fi
+  [[ -n "$release" || ! -f "$dir/release.json" ]] || release="$(basename -- "$dir")"
   log INFO "Starting database backup (type: $type)"
   free_mb="$(df -Pm -- "$BACKUPS" | awk 'NR == 2 { print $4 }')"
   log INFO "Available disk space: ${free_mb} MB"
   if [[ "$free_mb" -lt "$min_free" ]]; then
     die 3 "Insufficient disk space: ${free_mb} MB available, ${min_free} MB required"
   fi
-  pg="$(require_running_postgres)"
+  pg="$(database_container "$dir" 1)"
+  mapfile -t identity < <(db_identity "$dir")
 
   tmp="$BACKUPS/.tmp-$$.dump"
   err="$BACKUPS/.tmp-$$.err"
   TMP_FILES+=("$tmp" "$err")
   log INFO "Creating backup with pg_dump -Fc in container ${pg:0:12}"
   rc=0
-  # Single quotes: the container's shell expands its own POSTGRES_USER / POSTGRES_DB.
+  # Single quotes: the container's shell falls back to its own POSTGRES_USER / POSTGRES_DB.
   timeout "$PG_TIMEOUT" docker exec "$pg" sh -c \
-    'exec pg_dump -Fc -U "${POSTGRES_USER:-postgres}" "${POSTGRES_DB:-${POSTGRES_USER:-postgres}}"' \
+    'u="${1:-$POSTGRES_USER}"; exec pg_dump -Fc -U "$u" "${2:-${POSTGRES_DB:-$u}}"' sh "${identity[0]:-}" "${identity[1]:-}" \
     >"$tmp" 2>"$err" || rc=$?
   if [[ "$rc" -ne 0 ]]; then
     die 1 "pg_dump failed (exit $rc): $(tail -n 3 -- "$err" | tr '\n' ' ' | head -c 400)"
