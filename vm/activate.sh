@@ -42,7 +42,7 @@ rollback uses the previous release's own release.json.
   (health-check.sh and backup.sh are run with bash from this script's directory.)
 Every attempt appends one JSON line to state/history.jsonl (also printed on stdout):
 release, previous, started_at, finished_at, duration_s, result
-(success|noop|rolled_back|migrate_failed|failed|interrupted), operator, backup, exit_code,
+(success|noop|rolled_back|migrate_failed|failed|interrupted|locked), operator, backup, exit_code,
 phase, reason, incident. A run killed at any point leaves current on the old or the new
 release; the next run (same ID) detects the marker, records the killed attempt as
 "interrupted" and converges.
@@ -69,6 +69,7 @@ Exit codes:
   2   pre-deploy backup failed: activation aborted, nothing changed
   3   migration failed: current unchanged, the old release keeps serving
   4   lock busy (another activation holds state/deploy.lock or the host's activation lock)
+  7   refused: an operator locked deploys (lock.sh); nothing changed
   5   new release unhealthy: rolled back, previous release restored and healthy
   6   new release unhealthy and no healthy rollback (no previous release, or the
       previous one failed its health check too): needs an operator
@@ -190,7 +191,7 @@ decide() {
 }
 
 main() {
-  local dir hc_json hc_rc=0 up_rc=0 handover=false cmd
+  local dir hc_json hc_rc=0 up_rc=0 handover=false cmd locked
   parse_args "$@"
   use_app_dir "$APP_DIR_ARG"
   for cmd in docker jq flock curl; do
@@ -205,6 +206,8 @@ main() {
 
   STARTED_AT="$(iso_now)"
   take_activation_locks
+  locked="$(operator_lock_text)"
+  [[ -z "$locked" ]] || refuse 7 locked "deploys are locked by $locked; nothing changed (unlock: npm run onevm -- unlock, or $SCRIPT_DIR/lock.sh --release)"
   log INFO "Starting activation of $RELEASE (operator $OPERATOR)"
   cleanup_leftovers "$dir"
   CURRENT="$(current_release)"

@@ -101,6 +101,16 @@ use_app_dir() {
 
 # Compose project names: lowercase letters, digits, '-' and '_', starting with a letter or digit.
 valid_app_name() { [[ "$1" =~ ^[a-z0-9][a-z0-9_-]{0,62}$ ]]; }
+
+# The operator lock (lock.sh): while it exists activations are refused.
+operator_lock_file() { printf '%s\n' "$APP_DIR/state/operator.lock"; }
+# operator_lock_text: "NAME since TIME: MESSAGE" of the operator lock ("" when unlocked).
+operator_lock_text() {
+  local file
+  file="$(operator_lock_file)"
+  [[ -f "$file" ]] || return 0
+  jq -r '"\(.by // "unknown") since \(.since // "?"): \(.message // "")"' "$file" 2>/dev/null || printf 'unreadable %s\n' "$file"
+}
 valid_release_id() { [[ "$1" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ && "$1" != *..* ]]; }
 
 # setup_logging APP_DIR: also append to APP_DIR/logs/<script>.log when that dir exists.

@@ -78,6 +78,16 @@ finish() {
   exit "$code"
 }
 
+# refuse EXIT_CODE RESULT MESSAGE: record a run refused before it began and exit; a killed
+# run's marker stays for the next run to resolve.
+refuse() {
+  local code="$1" result="$2" msg="$3"
+  FINISHED=true
+  append_history "$result" "$code" "$msg"
+  log ERROR "$msg"
+  exit "$code"
+}
+
 # shellcheck disable=SC2317  # invoked by trap
 on_signal() {
   SIGNAL="$1"
