@@ -5,8 +5,25 @@
  * onevm:releaseId alone, and, with a database, a backup and a restore with every row
  * compared. Each example's test file calls describeExampleLifecycle and adds its own checks.
  */
+import * as fs from "fs";
+import * as path from "path";
 import { ConfigMap } from "@pulumi/pulumi/automation";
-import { buildExampleImages, exampleConfig, newStack, ReleaseImages, removeStack, Sandbox, sandboxDown, sandboxUp, ssh, stackConfig, TestStack } from "./harness";
+import { buildExampleImages, exampleConfig, newStack, ReleaseImages, removeStack, ROOT, Sandbox, sandboxDown, sandboxUp, ssh, stackConfig, TestStack } from "./harness";
+
+/** examples/NAME/test-hooks.json: how a test reads an example's data and release without its API. */
+export interface TestHooks {
+    table: string;
+    /** SQL that adds one row. */
+    insertSql: string;
+    /** SQL that lists every row in a stable order. */
+    rowsSql: string;
+    /** Where the running app reports its release: an HTTP path and JSON field, or SQL. */
+    release: { http: string; field: string } | { sql: string };
+}
+
+export function testHooks(example: string): TestHooks {
+    return JSON.parse(fs.readFileSync(path.join(ROOT, "examples", example, "test-hooks.json"), "utf8"));
+}
 
 export interface ExampleSpec {
     /** examples/<example>. */
@@ -19,10 +36,8 @@ export interface ExampleSpec {
     config?: ConfigMap;
     /** Docker preinstalled on the VM (everything but the bootstrap test). */
     withDocker?: boolean;
-    /** Which release the running app reports (its own way: an endpoint, a log line, a row). */
-    runningRelease(vm: Sandbox, app: string): string;
-    /** The app's data, for the backup and restore check: a table, and SQL that adds row n. */
-    data?: { table: string; insert(n: number): string };
+    /** The app has a database: backups and a restore are checked with its test hooks. */
+    database: boolean;
 }
 
 export interface ExampleRun {
@@ -38,11 +53,14 @@ export interface ExampleRun {
     history(): Array<Record<string, unknown>>;
     /** Runs SQL in the database service's container as the app's role; returns psql's unaligned output. */
     sql(query: string): string;
+    hooks: TestHooks;
+    /** The release the running app reports (its hook: an HTTP field or a SQL query). */
+    runningRelease(): string;
 }
 
 /** The shared state of an example's test file: set in beforeAll, read by every test. */
 export function exampleRun(spec: ExampleSpec): ExampleRun {
-    const run = { images: {} } as ExampleRun;
+    const run = { images: {}, hooks: testHooks(spec.example) } as ExampleRun;
     const config = exampleConfig(spec.example);
     run.app = config["onevm:app"].value;
     const web = config["onevm:web"] ? JSON.parse(config["onevm:web"].value) : undefined;
@@ -75,6 +93,13 @@ export function exampleRun(spec: ExampleSpec): ExampleRun {
     run.sql = (query) => {
         const db = `$(docker ps -q --filter label=com.docker.compose.project=${run.app} --filter label=onevm.role=database | head -n 1)`;
         return ssh(run.vm, `docker exec -i ${db} sh -c 'psql -X -q -tA -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB"'`, { input: query }).out;
+    };
+
+    run.runningRelease = () => {
+        const hook = run.hooks.release;
+        if ("sql" in hook) return run.sql(hook.sql).trim();
+        const body = ssh(run.vm, `curl -fsS http://127.0.0.1:${run.hostPort}${hook.http}`).out;
+        return String(JSON.parse(body)[hook.field]);
     };
 
     beforeAll(async () => {
@@ -132,7 +157,7 @@ export function describeExampleLifecycle(spec: ExampleSpec, run: ExampleRun): vo
         expect(res.outputs.releaseId.value).toBe(first);
         expect(run.current()).toBe(`/opt/${run.app}/releases/${first}`);
         expect(ssh(run.vm, `/opt/${run.app}/bin/health-check.sh --retries 1`, { allowFailure: true }).code).toBe(0);
-        expect(spec.runningRelease(run.vm, run.app)).toBe(first);
+        expect(run.runningRelease()).toBe(first);
     });
 
     test("docker compose ps and logs work as typed in /opt/<app>/current", () => {
@@ -141,20 +166,20 @@ export function describeExampleLifecycle(spec: ExampleSpec, run: ExampleRun): vo
         expect(ssh(run.vm, `cd /opt/${run.app}/current && docker compose logs --tail=5 >/dev/null && echo ok`).out.trim()).toBe("ok");
     });
 
-    test(`switch to ${second}${web() ? " through the proxy: no request dropped" : ""}${spec.data ? ", data kept" : ""}`, async () => {
-        const rows = spec.data ? seedRows(spec, run, 3) : undefined;
+    test(`switch to ${second}${web() ? " through the proxy: no request dropped" : ""}${spec.database ? ", data kept" : ""}`, async () => {
+        const rows = spec.database ? seedRows(run, 3) : undefined;
         const stopProber = web() ? startVmProber(run.vm, `http://127.0.0.1:${run.hostPort}/`) : undefined;
         const res = await run.deploy(second);
         const probes = stopProber?.() ?? [];
         expect(res.outputs.releaseId.value).toBe(second);
         expect(res.outputs.previousReleaseId.value).toBe(first);
-        expect(spec.runningRelease(run.vm, run.app)).toBe(second);
+        expect(run.runningRelease()).toBe(second);
         if (web()) {
             // Through the proxy, the switch drops no request.
             expect(probes.length).toBeGreaterThan(20);
             expect(probes.filter((p) => p === "000" || p.startsWith("5"))).toEqual([]);
         }
-        if (rows) expect(tableText(spec, run)).toBe(rows);
+        if (rows) expect(run.sql(run.hooks.rowsSql)).toBe(rows);
         expect(run.history().pop()).toMatchObject({ release: second, previous: first, result: "success" });
     });
 
@@ -162,7 +187,7 @@ export function describeExampleLifecycle(spec: ExampleSpec, run: ExampleRun): vo
         const message = await run.expectUpToFail(broken);
         expect(message).toMatch(new RegExp(broken));
         expect(run.current()).toBe(`/opt/${run.app}/releases/${second}`);
-        expect(spec.runningRelease(run.vm, run.app)).toBe(second);
+        expect(run.runningRelease()).toBe(second);
         expect(run.history().pop()).toMatchObject({ release: broken, result: "rolled_back" });
         expect(ssh(run.vm, `cat $(ls -t /opt/${run.app}/state/incidents/*.md | head -1)`).out).toMatch(new RegExp(`${broken}[\\s\\S]*${second}`));
     });
@@ -176,37 +201,30 @@ export function describeExampleLifecycle(spec: ExampleSpec, run: ExampleRun): vo
         const res = await run.t.stack.up({ onOutput: (o) => run.t.output.push(o) });
         expect(res.outputs.releaseId.value).toBe(first);
         expect(run.current()).toBe(`/opt/${run.app}/releases/${first}`);
-        expect(spec.runningRelease(run.vm, run.app)).toBe(first);
+        expect(run.runningRelease()).toBe(first);
         for (const [svc, ref] of Object.entries(run.images[first])) {
             expect(ssh(run.vm, `grep -A3 '^  ${svc}:' /opt/${run.app}/current/compose.yaml`).out).toContain(`image: ${ref}`);
         }
     });
 
-    if (spec.data) {
+    if (spec.database) {
         test("a backup, then changes, then a restore of that backup: every row as it was", () => {
-            const data = spec.data!;
-            seedRows(spec, run, 5);
-            const before = tableText(spec, run);
+            const table = run.hooks.table;
+            const before = seedRows(run, 5);
             const backup = ssh(run.vm, `/opt/${run.app}/bin/backup.sh --type manual --no-offsite`).out.trim();
             expect(backup).toMatch(new RegExp(`^/opt/${run.app}/backups/${run.app}_\\d{8}_\\d{6}_manual\\.dump$`));
-            run.sql(`${data.insert(1000)}; DELETE FROM ${data.table} WHERE ctid IN (SELECT ctid FROM ${data.table} LIMIT 2);`);
-            expect(tableText(spec, run)).not.toBe(before);
+            run.sql(`${run.hooks.insertSql}; DELETE FROM ${table} WHERE ctid IN (SELECT ctid FROM ${table} LIMIT 2);`);
+            expect(run.sql(run.hooks.rowsSql)).not.toBe(before);
             const id = backup.split("/").pop()!.replace(/\.dump$/, "");
             ssh(run.vm, `/opt/${run.app}/bin/restore.sh --backup ${id} --yes`);
-            expect(tableText(spec, run)).toBe(before);
+            expect(run.sql(run.hooks.rowsSql)).toBe(before);
             expect(ssh(run.vm, `/opt/${run.app}/bin/health-check.sh --retries 30`, { allowFailure: true }).code).toBe(0);
         });
     }
 }
 
-/** Adds n rows with the example's own SQL; returns the table's text afterwards. */
-function seedRows(spec: ExampleSpec, run: ExampleRun, n: number): string {
-    const base = Number(run.sql(`SELECT count(*) FROM ${spec.data!.table}`).trim());
-    run.sql(Array.from({ length: n }, (_, i) => spec.data!.insert(base + i + 1)).join(";\n"));
-    return tableText(spec, run);
-}
-
-/** Every row of the example's table, in a stable order. */
-function tableText(spec: ExampleSpec, run: ExampleRun): string {
-    return run.sql(`SELECT t::text FROM ${spec.data!.table} t ORDER BY t::text`);
+/** Adds n rows with the example's own SQL; returns every row afterwards. */
+function seedRows(run: ExampleRun, n: number): string {
+    run.sql(Array.from({ length: n }, () => run.hooks.insertSql).join(";\n"));
+    return run.sql(run.hooks.rowsSql);
 }
