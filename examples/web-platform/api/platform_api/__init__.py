@@ -1,0 +1,1 @@
+"""The web platform's API (seed 001): FastAPI + SQLAlchemy + Alembic."""
