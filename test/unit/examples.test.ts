@@ -8,7 +8,7 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
-import { archiveName } from "../../lib/artifacts";
+import { archiveName } from "../../lib/images";
 
 const ROOT = path.resolve(__dirname, "../..");
 const EXAMPLES = fs
