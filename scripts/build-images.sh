@@ -6,7 +6,7 @@
 #     RELEASE=<id>), tagged <image name without tag>:<id>;
 #   - the official images the file names (postgres:17, redis:8, nginx:1.27), as
 #     stand-ins built from Debian's packages in examples/images/ (stand-ins.json);
-#   - with --proxy, onevm's proxy image onevm/caddy:2 (app/images/caddy).
+#   - with --proxy, a stand-in of onevm's proxy image, the official caddy:2 (examples/images/caddy).
 # Docker's layer cache makes a rebuild of unchanged sources take seconds.
 #
 # Usage: scripts/build-images.sh --example NAME [--release ID]... [--all] [--save DIR]
@@ -23,7 +23,7 @@
 #                   (name = last path component); an archive already holding the same
 #                   image ID is left alone, so running twice rewrites nothing. Beside
 #                   each: <archive>.sha256, which spares the engine hashing the archive.
-#   --proxy         also build onevm/caddy:2 (not part of the JSON lines below)
+#   --proxy         also build the caddy:2 stand-in (not part of the JSON lines below)
 #   --verbose       stream docker build output to stderr (default: only on failure)
 # Output: stdout, one JSON line per release, in order: the per-release images of the
 #   services that are built here (exactly what onevm:images takes), e.g.
@@ -121,7 +121,7 @@ for r in "${releases[@]}"; do
 done
 
 base=${ONEVM_BASE_IMAGE:-onevm/debian:trixie}
-proxy_ref=onevm/caddy:2
+proxy_ref=caddy:2
 
 if [ -x "$root/scripts/install-docker.sh" ]; then
   "$root/scripts/install-docker.sh" || { log ERROR "no Docker engine (scripts/install-docker.sh failed)"; exit 3; }
@@ -250,7 +250,7 @@ for line in ${externals[@]+"${externals[@]}"}; do
 done
 
 if [ "$proxy" = 1 ]; then
-  build "$proxy_ref" "$root/app/images/caddy" || exit 1
+  build "$proxy_ref" "$root/examples/images/caddy" || exit 1
   to_save+=("$proxy_ref")
 fi
 

@@ -121,7 +121,7 @@ function sshTo(t: VmTarget, remote: string | undefined, o: { tty?: boolean; capt
 
 /** `docker compose` in the current release, as a remote command line. */
 function compose(t: VmTarget, args: string[]): string {
-    return `cd /opt/${t.app}/current && docker compose ${args.map(shq).join(" ")}`;
+    return `cd /opt/${t.app}/current && docker compose --ansi never ${args.map(shq).join(" ")}`;
 }
 
 function table(rows: string[][]): string {
@@ -177,7 +177,8 @@ function run(a: Args): number {
         case "logs": {
             const args = ["logs", ...(a.flags["--follow"] ? ["--follow"] : []), "--tail", String(a.flags["--tail"] ?? "200")];
             if (typeof a.flags["--since"] === "string") args.push("--since", a.flags["--since"]);
-            return sshTo(t, compose(t, [...args, ...a.rest])).status;
+            // Compose 2.26 writes terminal escapes into its output even with --ansi never.
+            return sshTo(t, `set -o pipefail; ${compose(t, [...args, ...a.rest])} 2>&1 | sed -u 's/\x1b\[[0-9;]*[A-Za-z]//g'`).status;
         }
         case "exec": {
             const [service, ...command] = a.rest;

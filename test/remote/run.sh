@@ -2,7 +2,7 @@
 # End-to-end test of vm/*.sh (the on-VM engine) on a real sandbox VM (scripts/sandbox.sh):
 # a Debian trixie container with systemd and sshd, no Docker until bootstrap-host.sh
 # installs it. Nothing is mocked: real Docker Engine, Compose v2, PostgreSQL, the sample
-# app's images, a curl-less Caddy proxy (fixtures/caddy-nocurl), systemd, cron.d and a VM
+# app's images, the caddy:2 stand-in (the official image's tools: no curl), systemd, cron.d and a VM
 # reboot. Fixture releases are compose.yaml in onevm's rendered shape plus a release.json
 # with the roles (docs/vm-contract.md), built by bundle() below.
 #
@@ -37,9 +37,9 @@ done
 
 # The sample app's images. The only place that knows how they are built (the sample app
 # and its build script may move): build_sample_images makes every one of them.
-SAMPLE_IMAGES=(onevm/postgres:17 onevm/redis:8 onevm/bot-api:{v1,v2,broken,badmigrate} onevm/migrate:{v1,v2,broken,badmigrate})
-build_sample_images() { "$ROOT/scripts/build-images.sh" --all >/dev/null; }
-PROXY_IMAGE=onevm/caddy:nocurl
+SAMPLE_IMAGES=(postgres:17 redis:8 booking-bot/bot-api:{v1,v2,broken,badmigrate} booking-bot/migrate:{v1,v2,broken,badmigrate})
+build_sample_images() { "$ROOT/scripts/build-images.sh" --example booking-bot --all --proxy >/dev/null; }
+PROXY_IMAGE=caddy:2
 
 WORK="$(mktemp -d /tmp/onevm-remote-test.XXXXXX)"
 RESULTS=()
@@ -104,8 +104,8 @@ bundle() {
   rhash="$(printf '%s %s %s %s' "$id" "$tag" "$mode" "$identity" | sha256sum | cut -c1-64)"
   jq -n --arg id "$id" --arg tag "$tag" --arg mode "$mode" --arg rhash "$rhash" --argjson floor "$floor" \
     '{release_id: $id, app: "bot", release_hash: $rhash,
-      images: ({postgres: "onevm/postgres:17", redis: "onevm/redis:8",
-                migrate: ("onevm/migrate:" + $tag), "bot-api": ("onevm/bot-api:" + $tag)}
+      images: ({postgres: "postgres:17", redis: "redis:8",
+                migrate: ("booking-bot/migrate:" + $tag), "bot-api": ("booking-bot/bot-api:" + $tag)}
                + (if $mode == "proxy" then {"onevm-proxy": "'"$PROXY_IMAGE"'"} else {} end)),
       services: (["postgres", "redis", "migrate", "bot-api"] + (if $mode == "proxy" then ["onevm-proxy"] else [] end)),
       web: (if $mode == "noweb" then null else
@@ -207,8 +207,7 @@ t_images_built() {
     build_sample_images || exit 3
     break
   done
-  # Built on the sample's base image; Docker's cache makes a rebuild take a second.
-  docker build -q -t "$PROXY_IMAGE" "$FIX/caddy-nocurl" >/dev/null || exit 3
+  docker image inspect "$PROXY_IMAGE" >/dev/null 2>&1 || build_sample_images || exit 3
 }
 
 t_sandbox_up() {
@@ -238,7 +237,7 @@ t_bootstrap() {
 
 t_ship_images() {
   docker save "${SAMPLE_IMAGES[@]}" "$PROXY_IMAGE" | vm 'docker load' >/dev/null
-  assert_eq "$(vm "docker images --format '{{.Repository}}:{{.Tag}}' | grep -c '^onevm/'")" "$((${#SAMPLE_IMAGES[@]} + 1))" "images in the VM"
+  assert_eq "$(vm "docker images --format '{{.Repository}}:{{.Tag}}'" | grep -cxF -f <(printf '%s\n' "${SAMPLE_IMAGES[@]}" "$PROXY_IMAGE"))" "$((${#SAMPLE_IMAGES[@]} + 1))" "images in the VM"
 }
 
 t_write_env() {
