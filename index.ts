@@ -137,6 +137,8 @@ export = async () => {
         previousReleaseId: activated?.apply(() => decision.previousReleaseId ?? ""),
         releases: record,
         releaseHash: activated?.apply(() => model.releaseHash),
+        /** Whether the running release came from the config or from the record (a rollback by ID). */
+        releaseSource: activated?.apply(() => decision.source),
         tlsCaCertificate: cfg.tls ? deployment?.tlsCaCertificate : undefined,
         httpsUrl: cfg.tls ? pulumi.interpolate`https://${cfg.tls.domain ?? vm.address}/` : "",
     };

@@ -17,6 +17,8 @@ export interface PreviousOutputs {
     previousReleaseId?: string;
     /** Release ID -> record, in deploy order. A plain string is an older onevm's hash of its own rendering. */
     releases?: Record<string, ReleaseRecordEntry | string>;
+    /** Where the current release's content came from when it was deployed. */
+    releaseSource?: "config" | "record";
 }
 
 export interface ReleaseDecision {
@@ -50,6 +52,16 @@ export function decideRelease(prev: PreviousOutputs | undefined, releaseId: stri
         return { kind: "first", source: "config" };
     }
     if (current === releaseId) {
+        if (!matches && prev?.releaseSource === "record") {
+            // Rolled back to by ID: it keeps running as recorded while the config describes
+            // a release to come.
+            return {
+                kind: "same",
+                previousReleaseId: prev?.previousReleaseId,
+                source: "record",
+                notice: `Release ${releaseId} runs as this stack recorded it (it was rolled back to); the configured images and Compose file differ from it and deploy with a new onevm:releaseId.`,
+            };
+        }
         if (!matches && configHash !== undefined) {
             throw new ReleaseIdReusedError(
                 `release ${releaseId} was deployed before with different content (hash ${recorded!.hash.slice(0, 12)}, now ${configHash.slice(0, 12)}): ` +

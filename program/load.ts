@@ -54,11 +54,17 @@ export function loadConfiguredApp(cfg: OnevmConfig): AppModel {
 export async function previousOutputs(): Promise<PreviousOutputs> {
     const self = new pulumi.StackReference("self", { name: `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}` });
     const value = async (name: string) => (await self.getOutputDetails(name)).value;
-    const [releaseId, previousReleaseId, releases] = await Promise.all([value("releaseId"), value("previousReleaseId"), value("releases")]);
+    const [releaseId, previousReleaseId, releases, releaseSource] = await Promise.all([
+        value("releaseId"),
+        value("previousReleaseId"),
+        value("releases"),
+        value("releaseSource"),
+    ]);
     return {
         releaseId: typeof releaseId === "string" && releaseId !== "" ? releaseId : undefined,
         previousReleaseId: typeof previousReleaseId === "string" && previousReleaseId !== "" ? previousReleaseId : undefined,
         releases: typeof releases === "object" && releases !== null ? (releases as PreviousOutputs["releases"]) : undefined,
+        releaseSource: releaseSource === "record" ? "record" : releaseSource === "config" ? "config" : undefined,
     };
 }
 

@@ -26,6 +26,13 @@ test("the current release ID with other content is refused before anything chang
     expect(() => decideRelease(prev, "v2", "other")).toThrow(/release v2 was deployed before with different content \(hash h2, now other\): release IDs are immutable.*Nothing was changed/);
 });
 
+test("after a rollback by ID, the config may describe the next release: the current one keeps running as recorded", () => {
+    const rolledBack = { ...prev, releaseId: "v1", releaseSource: "record" as const };
+    expect(decideRelease(rolledBack, "v1", "h3-configured")).toMatchObject({ kind: "same", source: "record", notice: expect.stringMatching(/runs as this stack recorded it/) });
+    // A release deployed from the config, whose content then changes, is refused.
+    expect(() => decideRelease({ ...rolledBack, releaseSource: "config" }, "v1", "h3-configured")).toThrow(ReleaseIdReusedError);
+});
+
 test("an earlier ID whose content is no longer recorded is refused unless the config matches it", () => {
     const old = { ...prev, releases: { v0: { hash: "h0" }, ...prev.releases } };
     expect(() => decideRelease(old, "v0", "other")).toThrow(/its content is no longer recorded/);

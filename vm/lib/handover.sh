@@ -85,7 +85,7 @@ start_next() {
     unpin_proxy "$dir"
     return 1
   fi
-  log INFO "starting $RELEASE's $web beside the running one; the proxy serves from the running one meanwhile"
+  log INFO "starting $(rel_get "$dir" .release_id)'s $web beside the running one; the proxy serves from the running one meanwhile"
   # Not --no-deps: compose drops depends_on from a service started that way, so its config
   # hash would differ from the file's and the `up -d` after the hand-over would recreate it.
   # --no-recreate also holds for its dependencies (the migrations just brought them up).

@@ -25,6 +25,20 @@ write_incident() {
   log INFO "incident note: $file"
 }
 
+# hand_back DIR: when the failed release's web container had already taken over behind the
+# proxy, the web service of the release in DIR (the previous one) starts beside it and takes
+# over the same way, so the rollback drops no request either; `up` then keeps it.
+hand_back() {
+  local dir="$1"
+  handover_applies "$dir" || return 0
+  log INFO "handing the proxy back to $PREVIOUS's web service"
+  if start_next "$dir"; then
+    hand_over "$dir"
+  else
+    log WARN "$PREVIOUS's web container did not pass its checks beside the failed one: it is recreated instead"
+  fi
+}
+
 # rollback TRIGGER: current back to PREVIOUS, its services up, its own health gate, an
 # incident note; finishes the run: 5 (rolled back, healthy) or 6 (needs an operator).
 rollback() {
@@ -46,6 +60,7 @@ rollback() {
   log WARN "Rolling back to $PREVIOUS"
   atomic_symlink "releases/$PREVIOUS" "$APP_DIR/current"
   write_state_previous "$PREV_PREVIOUS"
+  hand_back "$prev_dir"
   up_release "$prev_dir" || log ERROR "docker compose up -d of $PREVIOUS failed"
   # The previous release was healthy: give it at least the default budget before calling
   # for an operator, even when the new release was tested with a short one.
