@@ -26,6 +26,7 @@ import { DigitalOceanVm } from "./components/droplet";
 import { CloudFirewall } from "./components/firewall";
 import { ExistingHost } from "./components/existingHost";
 import { HostSetup } from "./components/hostSetup";
+import { verifiedHostKey } from "./components/hostKeyPreflight";
 import { OffsiteTargets } from "./components/offsiteTargets";
 import { Release } from "./components/release";
 import { SecretsFile } from "./components/secretsFile";
@@ -88,6 +89,8 @@ const decision = pulumi
         }
     });
 
+// With onevm:infrastructureOnly nothing runs on the VM: no host key check either.
+const deploysOnVm = !droplet?.infrastructureOnly;
 let vm: { connection: VmConnection; address: pulumi.Output<string> };
 let ready: pulumi.Resource[] = [];
 if (droplet) {
@@ -104,12 +107,23 @@ if (droplet) {
         deployPrivateKey: cfg.secrets.sshPrivateKey ? pulumi.secret(cfg.secrets.sshPrivateKey) : undefined,
     });
     new CloudFirewall("firewall", { app: cfg.app, dropletId: dvm.droplet.id.apply(Number), ...rules! });
-    // Every remote command reaches the VM through the release-gated address.
-    vm = { address: dvm.address, connection: { ...dvm.connection, host: pulumi.all([decision, dvm.address]).apply(([, a]) => a) } };
+    // Every remote command reaches the VM through the gated address: the release decision,
+    // and during `up` the host key check (another key stops the program before any command).
+    const hostKeyChecked = deploysOnVm
+        ? verifiedHostKey(
+              { host: dvm.address, port: dvm.connection.port, user, hostKey: dvm.connection.hostKey },
+              { pinnedBy: "the stack's generated host key (output sshHostPublicKey)", remedy: "If the droplet was rebuilt outside onevm, replace it on purpose (README: Replacing the droplet on purpose)." },
+          )
+        : undefined;
+    vm = { address: dvm.address, connection: { ...dvm.connection, host: pulumi.all([decision, dvm.address, hostKeyChecked]).apply(([, a]) => a) } };
     ready = dvm.ready;
 } else {
+    const hostKeyChecked = verifiedHostKey(
+        { host: cfg.host!.address, port: cfg.host!.port, user, hostKey: cfg.host!.hostPublicKey },
+        { pinnedBy: "onevm:hostPublicKey", remedy: "If the VM was rebuilt, verify the new key out of band and set onevm:hostPublicKey." },
+    );
     vm = new ExistingHost("vm", {
-        address: decision.apply(() => cfg.host!.address),
+        address: pulumi.all([decision, hostKeyChecked]).apply(() => cfg.host!.address),
         port: cfg.host!.port,
         user,
         privateKey: pulumi.secret(cfg.secrets.sshPrivateKey ?? ""),
@@ -263,7 +277,7 @@ function deployOnVm(): pulumi.Output<string> {
     return release.activation.id;
 }
 
-if (!droplet?.infrastructureOnly) {
+if (deploysOnVm) {
     // Recorded only once the activation succeeded: after a failed release the stack keeps
     // naming the release the VM is really on, which the next deploy's decision starts from.
     const activated = pulumi.all([deployOnVm(), decision]);

@@ -4,7 +4,7 @@ set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-Usage: sudo bootstrap-host.sh --app APP --user USER [--app-dir /opt/APP]
+Usage: sudo bootstrap-host.sh --app APP --user USER [--app-dir /opt/APP] [--tools HASH]
 
 Prepares a Debian 13 (trixie) or Ubuntu 24.04 host for onevm, changing only what is
 missing (fast no-op when done):
@@ -21,6 +21,8 @@ Options:
   --app APP       app name: compose project name ([a-z0-9][a-z0-9_-]*)
   --user USER     deploy user (must exist)
   --app-dir DIR   default /opt/APP
+  --tools HASH    the version of onevm's scripts this run belongs to: APP_DIR/bin must
+                  point at tools/HASH (onevm passes it, so a new version re-runs bootstrap)
   -h, --help      this help
 
 Exit codes:
@@ -131,7 +133,7 @@ start_docker() {
 }
 
 main() {
-  local app="" user="" app_dir="" group d t0
+  local app="" user="" app_dir="" tools="" group d t0
   t0="$(date +%s%N)"
   while (($#)); do
     case "$1" in
@@ -141,6 +143,8 @@ main() {
       --user=*) user="${1#*=}"; shift ;;
       --app-dir) need_value "$@"; app_dir="$2"; shift 2 ;;
       --app-dir=*) app_dir="${1#*=}"; shift ;;
+      --tools) need_value "$@"; tools="$2"; shift 2 ;;
+      --tools=*) tools="${1#*=}"; shift ;;
       -h|--help) usage; exit 0 ;;
       *) usage_error "unknown argument: $1" ;;
     esac
@@ -155,6 +159,9 @@ main() {
   [[ "$EUID" -eq 0 ]] || die 1 "must run as root (sudo)"
   [[ -d /run/systemd/system ]] || die 1 "systemd is not running on this host"
   id -u "$user" >/dev/null 2>&1 || die 1 "user '$user' does not exist"
+  if [[ -n "$tools" && "$(readlink -- "$APP_DIR/bin")" != "tools/$tools" ]]; then
+    die 1 "$APP_DIR/bin does not point at tools/$tools, the scripts this run belongs to"
+  fi
   setup_logging "$APP_DIR"
 
   install_packages
@@ -183,7 +190,7 @@ main() {
   else
     # Logged here, not in apt_install: on a fresh host the log file exists only now (npm run bench reads it).
     [[ "$APT_MS" -eq 0 ]] || log INFO "package installs (apt-get update + install) took $APT_MS ms"
-    log INFO "host ready for $app: Docker $(docker version --format '{{.Server.Version}}' 2>/dev/null), Compose $(docker compose version --short 2>/dev/null), $APP_DIR owned by $user"
+    log INFO "host ready for $app${tools:+ (onevm scripts $tools)}: Docker $(docker version --format '{{.Server.Version}}' 2>/dev/null), Compose $(docker compose version --short 2>/dev/null), $APP_DIR owned by $user"
   fi
 }
 

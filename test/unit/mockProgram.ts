@@ -32,8 +32,19 @@ export interface MockProgramOptions {
     id?: (args: pulumi.runtime.MockResourceArgs) => string;
 }
 
-export async function runProgramUnderMocks(o: MockProgramOptions): Promise<{ registrations: Registration[]; program: typeof import("../../index") }> {
+export async function runProgramUnderMocks(
+    o: MockProgramOptions,
+): Promise<{ registrations: Registration[]; program: typeof import("../../index"); preflights: object[] }> {
     const registrations: Registration[] = [];
+    // The host key pre-flight connects to the VM during `up` (mocks run as an update):
+    // recorded here instead, with the values it would check.
+    const preflights: object[] = [];
+    jest.doMock("../../components/hostKeyPreflight", () => ({
+        verifiedHostKey: (t: Record<string, pulumi.Input<unknown>>, text: { pinnedBy: string }) =>
+            pulumi.all([t.host, t.port, t.user, t.hostKey]).apply(([host, port, user, hostKey]) => {
+                preflights.push({ host, port, user, hostKey, pinnedBy: text.pinnedBy });
+            }),
+    }));
     await pulumi.runtime.setMocks(
         {
             newResource: (args) => {
@@ -75,7 +86,7 @@ export async function runProgramUnderMocks(o: MockProgramOptions): Promise<{ reg
     // Registrations made inside applies arrive later: wait until none has arrived for a
     // while (the mock monitor is in-process, so a quiet second means the program is done).
     await untilQuiet(() => registrations.length);
-    return { registrations, program };
+    return { registrations, program, preflights };
 }
 
 async function untilQuiet(count: () => number, quietMs = 1000, maxMs = 30_000): Promise<void> {

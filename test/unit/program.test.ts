@@ -11,9 +11,10 @@ const CANARY_APPENV = "canary-appenv-5d5d";
 const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyPinned sandbox";
 
 let registrations: Registration[] = [];
+let preflights: object[] = [];
 
 beforeAll(async () => {
-    ({ registrations } = await runProgramUnderMocks({
+    ({ registrations, preflights } = await runProgramUnderMocks({
         stack: "unit",
         config: {
             "onevm:host": "127.0.0.1",
@@ -84,8 +85,8 @@ test("one component per concern, children parented to them", () => {
 test("the loopback proxy by default: its Caddyfile installed before the release; no TLS key or certificate", () => {
     expect(registrations.filter((r) => r.type.startsWith("tls:"))).toEqual([]);
     const files = byName("tls-files").object;
-    expect(files.environment.ONEVM_CADDYFILE).toContain("http://:8080 {\n\treverse_proxy bot-api:8080 {");
-    expect(files.environment.ONEVM_CADDYFILE).not.toMatch(/:443|tls /);
+    expect(files.create).toMatch(/ --caddyfile '# Rendered by onevm[^']*\nhttp:\/\/:8080 {\n\treverse_proxy bot-api:8080 {/);
+    expect(files.create).not.toMatch(/:443|tls /);
     expect(byName("release").dependencies).toContain(urnOf("tls-files"));
 });
 
@@ -95,7 +96,28 @@ test("every connection is secret, pins the host key, and keeps previous output o
         expect(reveal(c.object.connection)).toMatchObject({ host: "127.0.0.1", port: 2222, user: "deploy", hostKey: HOST_KEY });
         expect(reveal(c.object.connection).privateKey).toBe(CANARY_KEY);
         expect(c.object.addPreviousOutputInEnv).toBe(false);
+        // sshd accepts only LANG/LC_* (AcceptEnv): the command provider fails on any other variable.
+        expect(c.object.environment).toBeUndefined();
     }
+});
+
+test("uploads are re-done on another machine (the provider only updates a changed connection); nothing that deletes is ever replaced", () => {
+    for (const c of registrations.filter((r) => r.type === "command:remote:CopyToRemote")) {
+        expect(c.object.triggers).toEqual(["127.0.0.1", HOST_KEY]);
+    }
+    // A replacement creates the new resource, then runs the old one's delete: uninstall, rm shared/tls...
+    for (const c of registrations.filter((r) => r.type === "command:remote:Command" && r.object.delete)) {
+        expect([c.name, c.object.triggers]).toEqual([c.name, undefined]);
+    }
+});
+
+test("the host key is checked before any remote command: every connection waits on the pre-flight", () => {
+    expect(preflights).toEqual([{ host: "127.0.0.1", port: 2222, user: "deploy", hostKey: HOST_KEY, pinnedBy: "onevm:hostPublicKey" }]);
+});
+
+test("the bootstrap re-runs when onevm's scripts change: their hash is in its command", () => {
+    expect(byName("host-bootstrap").object.create).toMatch(/^sudo -n \/opt\/bot\/bin\/bootstrap-host.sh --app bot --user deploy --tools [0-9a-f]{64}$/);
+    expect(byName("host-bootstrap").object.create).toContain(byName("host-tools").object.create.match(/tools\/([0-9a-f]{64})/)[1]);
 });
 
 test("canaries: secret values appear only inside secret-wrapped inputs", () => {

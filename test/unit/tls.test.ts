@@ -135,8 +135,10 @@ describe("compose proxy service", () => {
     });
 });
 
-test("install-tls runs as root from the scripts dir (the key goes on stdin), removal is a plain rm", () => {
-    expect(installTlsCommand("bot")).toBe("sudo -n /opt/bot/bin/install-tls.sh --app-dir /opt/bot --proxy-uid 480");
+test("install-tls runs as root from the scripts dir (the key goes on stdin, the Caddyfile also in the line), removal is a plain rm", () => {
+    expect(installTlsCommand("bot", "http://:8080 {\n\treverse_proxy bot-api:8080\n}\n")).toBe(
+        "sudo -n /opt/bot/bin/install-tls.sh --app-dir /opt/bot --proxy-uid 480 --caddyfile 'http://:8080 {\n\treverse_proxy bot-api:8080\n}\n'",
+    );
     expect(removeTlsCommand("bot")).toBe("sudo -n rm -rf -- /opt/bot/shared/tls");
 });
 
