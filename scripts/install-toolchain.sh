@@ -41,6 +41,8 @@ plugins=(
 )
 
 export GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local
+# Runs a go command without its thousands of "go: downloading" lines (errors still show).
+quiet() { "$@" 2> >(grep -v '^go: downloading ' >&2); }
 
 scratch=""
 cleanup() { if [ -n "$scratch" ]; then chmod -R u+w "$scratch" 2>/dev/null || true; rm -rf "$scratch"; fi; }
@@ -86,7 +88,7 @@ if ! cli_ok || ! lh_ok; then
     start=$SECONDS
     log INFO "building pulumi $version (about 4 minutes cold on 2 cores)"
     mkdir -p "$bin.tmp"
-    (cd "$scratch/pkg" && go build -trimpath -tags osusergo,grpcnotrace \
+    (cd "$scratch/pkg" && quiet go build -trimpath -tags osusergo,grpcnotrace \
       -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version" \
       -o "$bin.tmp/pulumi" ./cmd/pulumi) || { log ERROR "go build of the pulumi CLI failed"; exit 1; }
     # The dynamic-provider shim ships in the sdk module; the engine looks for it next to the CLI.
@@ -98,9 +100,10 @@ if ! cli_ok || ! lh_ok; then
   if ! lh_ok; then
     start=$SECONDS
     log INFO "building the official pulumi-language-nodejs $version from $lh_tar"
-    tar -xzf "$lh_tar" -C "$scratch" sdk/nodejs/cmd/pulumi-language-nodejs
+    tar -xzf "$lh_tar" -C "$scratch" --strip-components=1 pulumi-language-nodejs/sdk/nodejs/cmd/pulumi-language-nodejs \
+      || { log ERROR "$lh_tar does not hold pulumi-language-nodejs/sdk/nodejs/cmd/pulumi-language-nodejs"; exit 1; }
     mkdir -p "$lh_cache.tmp"
-    (cd "$scratch/sdk/nodejs/cmd/pulumi-language-nodejs" && go build -trimpath -tags osusergo,grpcnotrace \
+    (cd "$scratch/sdk/nodejs/cmd/pulumi-language-nodejs" && quiet go build -trimpath -tags osusergo,grpcnotrace \
       -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version" \
       -o "$lh_cache.tmp/pulumi-language-nodejs" .) || { log ERROR "go build of pulumi-language-nodejs failed"; exit 1; }
     commit_dir "$lh_cache"
@@ -122,7 +125,7 @@ build_plugin() {
   local name=$1 ver=$2 out=$3 src module
   src=$(tarball "pulumi-$name-$ver")
   new_scratch
-  tar -xzf "$src" -C "$scratch"
+  tar -xzf "$src" -C "$scratch" || { log ERROR "cannot unpack $src"; return 1; }
   src=$(find "$scratch" -mindepth 1 -maxdepth 1 -type d)
   module=$(sed -n 's/^module //p' "$src/provider/go.mod")
   case $name in
@@ -130,7 +133,7 @@ build_plugin() {
       # Upstream pins terraform-provider-tls v4.3.0's pseudo-version, which the proxy refuses;
       # v4.2.1's is served and differs only in go.mod/go.sum (same schema).
       local tf_tls=github.com/hashicorp/terraform-provider-tls@v1.2.1-0.20260130152455-857b38cda3fc
-      (cd "$src/provider/shim" && go mod edit -require="$tf_tls" && go mod tidy) || return 1
+      (cd "$src/provider/shim" && go mod edit -require="$tf_tls" && quiet go mod tidy) || return 1
       (cd "$src/provider" && go mod edit -require="$tf_tls") || return 1
       ;;
     digitalocean)
@@ -147,10 +150,11 @@ build_plugin() {
   esac
   if [ "$name" != command ]; then
     # Bridged providers embed schema-embed.json, which upstream generates and does not commit.
-    (cd "$src/provider/cmd/pulumi-resource-$name" && VERSION=$ver go run ./generate.go) || return 1
+    # -trimpath as in the build below: the packages both compile are then compiled once.
+    (cd "$src/provider/cmd/pulumi-resource-$name" && VERSION=$ver quiet go run -trimpath ./generate.go) || return 1
   fi
   mkdir -p "$out.tmp"
-  (cd "$src/provider" && go build -trimpath -ldflags "-X $module/pkg/version.Version=$ver" \
+  (cd "$src/provider" && quiet go build -trimpath -ldflags "-X $module/pkg/version.Version=$ver" \
     -o "$out.tmp/pulumi-resource-$name" "./cmd/pulumi-resource-$name") || return 1
   commit_dir "$out"
 }
@@ -169,8 +173,9 @@ for entry in "${plugins[@]}"; do
   installed="$PULUMI_HOME/plugins/resource-$name-v$ver"
   if [ ! -x "$installed/pulumi-resource-$name" ] || [ -e "$installed.partial" ] \
     || ! cmp -s "$out/pulumi-resource-$name" "$installed/pulumi-resource-$name"; then
-    "$bin/pulumi" plugin install resource "$name" "$ver" --file "$out/pulumi-resource-$name" --reinstall >/dev/null \
-      || { log ERROR "pulumi plugin install resource $name $ver failed"; exit 1; }
+    if ! msg=$("$bin/pulumi" plugin install resource "$name" "$ver" --file "$out/pulumi-resource-$name" --reinstall 2>&1); then
+      log ERROR "pulumi plugin install resource $name $ver failed: $msg"; exit 1
+    fi
     log INFO "installed resource plugin $name $ver into $PULUMI_HOME"
   fi
 done

@@ -1,8 +1,12 @@
 /**
  * `pulumi up` killed at several points of an activation: the VM stays on one coherent
- * release (current never dangling or half-switched), and the next `pulumi up` converges.
+ * release (current never dangling or half-switched); the README's recovery (cancel the
+ * dead update's lock, refresh away its interrupted operations), run literally, leaves a
+ * stack whose next `pulumi up` converges without a warning about the interruption.
  */
-import { spawn } from "child_process";
+import { execFileSync, spawn } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
 import { buildImages, newStack, removeStack, ROOT, Sandbox, sandboxDown, sandboxUp, ssh, stackConfig, TestStack } from "./harness";
 
 jest.setTimeout(2_400_000);
@@ -13,8 +17,11 @@ let vm: Sandbox;
 let t: TestStack;
 let refs: Record<string, Record<string, string>>;
 
-/** Runs `pulumi up` for the stack as the operator would, and SIGKILLs the whole process group after `ms`. */
-function killedUp(ms: number): Promise<void> {
+/**
+ * Runs `pulumi up` for the stack as the operator would, and SIGKILLs the whole process group
+ * (CLI, language host, plugins) after `ms`. Resolves whether it was killed.
+ */
+function killedUp(ms: number): Promise<boolean> {
     const child = spawn("pulumi", ["up", "--yes", "--skip-preview", "--non-interactive", "--stack", NAME], {
         cwd: ROOT,
         env: { ...process.env, PULUMI_BACKEND_URL: t.backendUrl, PULUMI_CONFIG_PASSPHRASE: "e2e-passphrase" },
@@ -29,11 +36,27 @@ function killedUp(ms: number): Promise<void> {
                 // Already finished: nothing to interrupt.
             }
         }, ms);
-        child.on("exit", () => {
+        child.on("exit", (_code, signal) => {
             clearTimeout(timer);
-            resolve();
+            resolve(signal === "SIGKILL");
         });
     });
+}
+
+/** README "Interrupted up": the operator's commands, literally (npm run pulumi -- …), for this stack. */
+function readmeRecovery(): string {
+    const env = { ...process.env, PULUMI_BACKEND_URL: t.backendUrl, PULUMI_CONFIG_PASSPHRASE: "e2e-passphrase" };
+    const run = (args: string[]) => execFileSync("npm", ["run", "-s", "pulumi", "--", ...args, "--stack", NAME], { cwd: ROOT, env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    return run(["cancel", "--yes"]) + run(["refresh", "--clear-pending-creates", "--yes"]);
+}
+
+/** What a killed up left in the file backend: its lock files and the interrupted operations. */
+function leftBehind(): { locks: string[]; pending: string[] } {
+    const lockDir = path.join(t.backendDir, ".pulumi", "locks");
+    const locks = fs.existsSync(lockDir) ? fs.readdirSync(lockDir, { recursive: true }).map(String).filter((f) => f.endsWith(".json")) : [];
+    const state = JSON.parse(fs.readFileSync(path.join(t.backendDir, ".pulumi", "stacks", "onevm", `${NAME}.json`), "utf8"));
+    const pending = (state.checkpoint.latest?.pending_operations ?? []).map((o: { type: string; resource: { urn: string } }) => `${o.type} ${o.resource.urn.split("::").pop()}`);
+    return { locks, pending };
 }
 
 /** current resolves to a complete release directory, whatever happened. */
@@ -67,14 +90,22 @@ test.each([
 ])("killed while deploying %s after %i ms: coherent, then the next up converges", async (release, ms) => {
     await t.stack.setConfig("onevm:releaseId", { value: release });
     await t.stack.setConfig("onevm:images", { value: JSON.stringify(refs[release]) });
-    await killedUp(ms);
+    const killed = await killedUp(ms);
     expect(["v1", "v2", "v3"]).toContain(coherentRelease());
 
-    // A killed CLI leaves Pulumi's state lock behind, and says so; `pulumi cancel` is the
-    // operator's documented step. It fails when the CLI had already finished: nothing to release.
-    await t.stack.cancel().catch(() => undefined);
-    const res = await t.stack.up({ onOutput: (o) => t.output.push(o) });
+    // A killed CLI leaves its lock and, mid-step, the operations it had started.
+    const left = leftBehind();
+    console.log(`killed after ${ms} ms: ${killed ? "yes" : "no, it had finished"}; left behind: ${JSON.stringify(left)}`);
+    if (killed) expect(left.locks).toHaveLength(1);
+    readmeRecovery();
+    expect(leftBehind()).toEqual({ locks: [], pending: [] });
+
+    const out: string[] = [];
+    const res = await t.stack.up({ onOutput: (o) => out.push(o) });
+    t.output.push(...out);
     expect(res.summary.result).toBe("succeeded");
+    // The next up runs clean: no word of the interrupted one.
+    expect(out.join("")).not.toMatch(/interrupted|pending operation|locked/i);
     expect(coherentRelease()).toBe(release);
     expect(ssh(vm, "curl -fsS http://127.0.0.1:8080/health").out.trim()).toBe(HEALTH);
     expect(ssh(vm, "curl -fsS http://127.0.0.1:8080/version").out).toContain(`"${release}"`);
