@@ -19,6 +19,11 @@ export PULUMI_HOME=${PULUMI_HOME:-$ONEVM_CACHE/pulumi-home}
 export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$onevm_root/.pulumi-state?metadata=skip}
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+# The engine (3.259) loads only a plugin of exactly the version an SDK asks for, unless this
+# is set; then it takes the newest one at least as new. npm has no @pulumi/digitalocean
+# 4.76.0 or @pulumi/docker 5.1.0, the versions the upstream source here builds, so their
+# older SDKs (4.68.0, 5.0.0) need it. A vendor install downloads the exact versions instead.
+export PULUMI_ENABLE_LEGACY_PLUGIN_SEARCH=true
 export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK=${PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK:-false}
 if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
   # A per-user passphrase for local stacks, made once; set PULUMI_CONFIG_PASSPHRASE(_FILE)

@@ -159,6 +159,11 @@ export function acceptedLogins(vm: Sandbox): number {
 }
 
 export async function removeStack(t: TestStack): Promise<void> {
+    // ONEVM_E2E_OUTPUT_DIR: keep everything the engine printed, one file per stack (debugging).
+    if (process.env.ONEVM_E2E_OUTPUT_DIR) {
+        fs.mkdirSync(process.env.ONEVM_E2E_OUTPUT_DIR, { recursive: true });
+        fs.writeFileSync(path.join(process.env.ONEVM_E2E_OUTPUT_DIR, `${t.stack.name}.log`), t.output.join(""));
+    }
     await t.stack.workspace.removeStack(t.stack.name, { force: true }).catch(() => undefined);
     fs.rmSync(t.backendDir, { recursive: true, force: true });
     fs.rmSync(path.join(ROOT, `Pulumi.${t.stack.name}.yaml`), { force: true });
