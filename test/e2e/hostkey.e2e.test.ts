@@ -7,7 +7,7 @@
  */
 import { spawnSync } from "child_process";
 import { fingerprint, parseHostKey } from "../../lib/hostKey";
-import { newStack, removeStack, Sandbox, sandboxDown, sandboxUp, stackConfig, TestStack } from "./harness";
+import { ACCEPTED_LOGINS_EXCEPT_OWN, newStack, removeStack, Sandbox, sandboxDown, sandboxUp, stackConfig, TestStack } from "./harness";
 
 jest.setTimeout(600_000);
 
@@ -24,7 +24,7 @@ function sshAny(command: string): { code: number; out: string } {
     );
     return { code: r.status ?? -1, out: r.stdout ?? "" };
 }
-const acceptedLogins = () => Number(sshAny("sudo -n journalctl -b -u ssh.service --no-pager -o cat | grep -c '^Accepted publickey' || true").out.trim());
+const acceptedLogins = () => Number(sshAny(ACCEPTED_LOGINS_EXCEPT_OWN).out.trim());
 
 beforeAll(async () => {
     sandboxDown(NAME);
