@@ -8,9 +8,10 @@ import { isSecret, Registration, reveal, runProgramUnderMocks } from "./mockProg
 
 let registrations: Registration[] = [];
 let program: typeof import("../../index");
+let preflights: object[] = [];
 
 beforeAll(async () => {
-    ({ registrations, program } = await runProgramUnderMocks({
+    ({ registrations, program, preflights } = await runProgramUnderMocks({
         stack: "prod",
         computed: (args) => ({
             "tls:index/privateKey:PrivateKey": { publicKeyOpenssh: `ssh-ed25519 AAAA${args.name}\n`, privateKeyOpenssh: `PRIVATE-${args.name}` },
@@ -97,4 +98,10 @@ test("outputs for `npm run restore`: the pinned host key, and the generated depl
     expect(await read(program.sshHostPublicKey)).toBe("ssh-ed25519 AAAAvm-host-key");
     expect(await read(program.deployPrivateKey)).toBe("PRIVATE-vm-deploy-key");
     expect(await (pulumi.output(program.deployPrivateKey) as any).isSecret).toBe(true);
+});
+
+test("the host key check waits for the droplet's address (the reserved IP) and pins the generated host key", () => {
+    expect(preflights).toEqual([
+        { host: "198.51.100.7", port: 22, user: "deploy", hostKey: "ssh-ed25519 AAAAvm-host-key", pinnedBy: "the stack's generated host key (output sshHostPublicKey)" },
+    ]);
 });
