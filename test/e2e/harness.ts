@@ -150,18 +150,22 @@ export function stackConfig(vm: Sandbox, extra: ConfigMap): ConfigMap {
 }
 
 /**
- * SSH logins sshd has accepted since boot, this query's own login excluded (under load its
- * journal line can arrive after the query reads the journal): two readings around an
- * operation differ by 1 (the first reading's login) exactly when the operation opened no
- * SSH session.
+ * SSH logins sshd has accepted since boot, this query's own login excluded: two readings
+ * around an operation differ by 1 (the first reading's login) exactly when the operation
+ * opened no SSH session. Under load sshd's journal lines arrive late, so a reading first
+ * waits (up to 10 s) for its own login's line: the lines of earlier logins came before it.
  */
 export function acceptedLogins(vm: Sandbox): number {
     const r = ssh(vm, ACCEPTED_LOGINS_EXCEPT_OWN);
     return Number(r.out.trim());
 }
-/** Shell run on the VM: counts journald's "Accepted publickey" lines of sshd, except this session's (by its client port). */
-export const ACCEPTED_LOGINS_EXCEPT_OWN =
-    "own=$(echo \"$SSH_CLIENT\" | cut -d' ' -f2); sudo -n journalctl -b -u ssh.service --no-pager -o cat | grep '^Accepted publickey' | grep -c -v \" port $own ssh2\" || true";
+/** Shell run on the VM: counts sshd's "Accepted publickey" journal lines, except this session's (by its client port). */
+export const ACCEPTED_LOGINS_EXCEPT_OWN = [
+    "own=$(echo \"$SSH_CLIENT\" | cut -d' ' -f2)",
+    "accepted() { sudo -n journalctl -b -u ssh.service --no-pager -o cat | grep '^Accepted publickey'; }",
+    "for i in $(seq 50); do accepted | grep -q \" port $own ssh2\" && break; sleep 0.2; done",
+    "accepted | grep -c -v \" port $own ssh2\" || true",
+].join("\n");
 
 export async function removeStack(t: TestStack): Promise<void> {
     // ONEVM_E2E_OUTPUT_DIR: keep everything the engine printed, one file per stack (debugging).
