@@ -16,7 +16,7 @@ set -euo pipefail
 ROOT="$(cd -P -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)"
 FIX="$ROOT/test/remote/fixtures"
 SB="$ROOT/scripts/sandbox.sh"
-NAME="${ONEVM_REMOTE_TEST_SANDBOX:-remote-test}"
+NAME="${ONEVM_REMOTE_TEST_SANDBOX:-${ONEVM_SANDBOX_PREFIX:-}remote-test}"
 A=/opt/bot
 BIN=/opt/bot/bin
 KEEP=0
@@ -172,6 +172,29 @@ t_bootstrap() {
   ms="$(sed -n 's/^ms=//p' <<<"$out")"
   echo "second bootstrap: ${ms} ms (a figure, not a check: timings belong in benchmarks)"
   ! grep -Eq 'installing|created|chmod|chown|enabled|started|added' <<<"$out" || fail "second bootstrap changed something: $out"
+  # --tools names the scripts version bin must point at (here bin is a plain dir): refused.
+  out="$(vm "sudo $BIN/bootstrap-host.sh --app bot --user deploy --tools 0123abcd 2>&1; echo rc=\$?")"
+  assert_contains "$out" "does not point at tools/0123abcd" "bootstrap --tools mismatch"
+  assert_contains "$out" "rc=1" "bootstrap --tools mismatch exit code"
+}
+
+t_install_tls_check() {
+  local d="$WORK/tls" out text
+  mkdir -p "$d"
+  printf 'http://:8080 {\n\treverse_proxy bot-api:8080\n}\n' >"$d/Caddyfile"
+  # The Caddyfile given in the command line must be the archive's, byte for byte.
+  out="$(tar -C "$d" -czf - Caddyfile | base64 -w0 |
+    "$SB" ssh "$NAME" -- "sudo $BIN/install-tls.sh --app-dir $A --caddyfile 'http://:8080 {}' 2>&1; echo rc=\$?")"
+  assert_contains "$out" "differs from the one given with --caddyfile" "install-tls mismatch"
+  assert_contains "$out" "rc=2" "install-tls mismatch exit code"
+  vm "test ! -e $A/shared/tls/Caddyfile" || fail "a refused Caddyfile was installed"
+  # onevm passes it single-quoted, newlines and all ($(...) would drop the last newline).
+  text="$(cat "$d/Caddyfile"; echo x)"; text="${text%x}"
+  out="$(tar -C "$d" -czf - Caddyfile | base64 -w0 |
+    "$SB" ssh "$NAME" -- "sudo $BIN/install-tls.sh --app-dir $A --caddyfile '$text' 2>&1; echo rc=\$?")"
+  assert_contains "$out" "rc=0" "install-tls with the matching Caddyfile"
+  vm "sudo cmp $A/shared/tls/Caddyfile -" <"$d/Caddyfile" || fail "installed Caddyfile differs"
+  vm "sudo rm -rf $A/shared/tls"
 }
 
 t_ship_images() {
@@ -513,6 +536,7 @@ run_test "lint: shellcheck, --help, exit 64, sources common.sh" t_lint setup
 run_test "sample images built on the host" t_images_built setup
 run_test "sandbox VM up (fresh, no Docker)" t_sandbox_up setup
 run_test "bootstrap-host: Docker+Compose, dirs, second run changes nothing" t_bootstrap setup
+run_test "install-tls: the --caddyfile given must equal the archive's (exit 2)" t_install_tls_check
 run_test "images shipped (docker save | ssh docker load)" t_ship_images setup
 run_test "write-env: 600, atomic, unchanged on rerun, sha only" t_write_env setup
 run_test "install-release: 4 releases, same-hash no-op, immutable ids (exit 3)" t_install_releases setup
