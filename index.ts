@@ -24,8 +24,9 @@ import { renderUnit, unitName } from "./lib/render/unit";
 import { alterRolePasswordSql, scramSha256Verifier } from "./lib/scram";
 import { imageArchivePaths, VM_ENGINE_DIR, vmEngineHash } from "./program/artifacts";
 import { checkWithDockerCompose } from "./program/composeCheck";
+import { verifiedHostKey } from "./program/hostKeyCheck";
 import { loadConfig, loadConfiguredApp, planRelease, previousOutputs, refuse } from "./program/load";
-import { VmConnection } from "./components/connection";
+import { connectionAfter, VmConnection } from "./components/connection";
 import { DigitalOceanVm } from "./components/droplet";
 import { ExistingHost } from "./components/existingHost";
 import { CloudFirewall } from "./components/firewall";
@@ -107,8 +108,19 @@ export = async () => {
         new CloudFirewall("firewall", { app, dropletId: vm.droplet.id.apply(Number), ...rules! });
     }
 
+    const deploysOnVm = !(target.kind === "digitalocean" && target.infrastructureOnly);
+    // The gate every remote command waits for: during `up`, the VM proves it holds the
+    // pinned host key; another key stops the program at once, before anything runs there.
+    const hostKeyVerified = deploysOnVm
+        ? verifiedHostKey(
+              { host: vm.address, port: vm.connection.port, user, hostKey: vm.connection.hostKey },
+              target.kind === "digitalocean"
+                  ? { pinnedBy: "the stack's generated host key (output sshHostPublicKey)", remedy: "If the droplet was rebuilt outside onevm, replace it on purpose (docs/digitalocean.md)." }
+                  : { pinnedBy: "onevm:hostPublicKey", remedy: "If the VM was rebuilt, verify the new key out of band and set onevm:hostPublicKey." },
+          )
+        : undefined;
     const vmReady = vm instanceof DigitalOceanVm ? vm.ready : [];
-    const deployment = target.kind === "digitalocean" && target.infrastructureOnly ? undefined : deployOnVm(cfg, app, vm.connection, vmReady, vm.address, release, model, dataDir);
+    const deployment = deploysOnVm ? deployOnVm(cfg, app, connectionAfter(hostKeyVerified, vm.connection), vmReady, vm.address, release, model, dataDir) : undefined;
     const activated = deployment?.activated;
     const record = activated?.apply(() =>
         recordRelease(previous.releases, cfg.releaseId, { hash: model.releaseHash, content: releaseContent(model) }, cfg.keepReleases + 2),

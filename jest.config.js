@@ -2,7 +2,7 @@
 const tsJest = { "^.+\\.ts$": "ts-jest" };
 module.exports = {
     projects: [
-        { displayName: "unit", testEnvironment: "node", transform: tsJest, testMatch: ["<rootDir>/test/unit/**/*.test.ts", "<rootDir>/providers/**/*.test.ts", "<rootDir>/test/do-api/**/*.test.ts"] },
+        { displayName: "unit", testEnvironment: "node", transform: tsJest, testMatch: ["<rootDir>/test/unit/**/*.test.ts", "<rootDir>/test/do-api/**/*.test.ts"] },
         { displayName: "e2e", testEnvironment: "node", transform: tsJest, testMatch: ["<rootDir>/test/e2e/**/*.test.ts"] },
     ],
 };

@@ -9,7 +9,7 @@
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { buildImages, newStack, removeStack, ROOT, Sandbox, sandboxDown, sandboxUp, stackConfig, TestStack } from "../test/e2e/harness";
+import { buildExampleImages, exampleStack, removeStack, ROOT, Sandbox, sandboxDown, sandboxUp, TestStack } from "../test/e2e/harness";
 
 const NAME = "bk-bench";
 const ROWS = Number(process.env.BENCH_ROWS ?? 3_000_000);
@@ -29,19 +29,19 @@ function ssh(vm: Sandbox, command: string, opts: { input?: string } = {}): { out
 async function main() {
     let t: TestStack | undefined;
     try {
-        const refs = buildImages(["v1"]);
+        const refs = buildExampleImages("booking-bot", ["v1"]);
         sandboxDown(NAME);
-        const vm = sandboxUp(NAME);
-        t = await newStack(NAME, stackConfig(vm, {
-            "onevm:releaseId": { value: "v1" },
-            "onevm:images": { value: JSON.stringify(refs.v1) },
-            "onevm:telegramBotToken": { value: "bench", secret: true },
-            "onevm:healthRetries": { value: "15" },
-        }));
+        const vm = sandboxUp(NAME, { withDocker: true });
+        t = await exampleStack(NAME, "booking-bot", vm, {
+            release: "v1",
+            images: refs.v1,
+            secrets: { TELEGRAM_BOT_TOKEN: "bench" },
+            extra: { "onevm:healthRetries": { value: "15" }, "onevm:proxyImage": { value: "caddy:2" } },
+        });
         console.log("deploying v1 on", NAME);
         await t.stack.up();
         const psql = (query: string) =>
-            ssh(vm, `docker exec -i bot-postgres-1 sh -c 'psql -X -tA -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -f -'`, { input: query }).out.trim();
+            ssh(vm, `docker exec -i booking-bot-postgres-1 sh -c 'psql -X -tA -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB" -f -'`, { input: query }).out.trim();
         console.log(`filling bench_fill with ${ROWS} rows`);
         // md5 text: realistic compressibility (a repeat() padding would compress to nothing).
         psql("CREATE TABLE bench_fill (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, padding text NOT NULL)");
@@ -67,8 +67,8 @@ async function main() {
         };
         const plainSeconds = timed(`docker exec bot-postgres-1 sh -c 'pg_dump -Fc -U "$POSTGRES_USER" "$POSTGRES_DB"' > /tmp/plain.dump`);
         const plainBytes = Number(ssh(vm, "stat -c %s /tmp/plain.dump && rm -f /tmp/plain.dump").out.trim());
-        const scriptSeconds = timed("/opt/bot/bin/backup.sh --type manual --min-free-mb 100 >/dev/null");
-        const last = ssh(vm, "cat /opt/bot/backups/LAST_SUCCESS").out.trim().split(" ")[1];
+        const scriptSeconds = timed("/opt/booking-bot/bin/backup.sh --type manual --min-free-mb 100 >/dev/null");
+        const last = ssh(vm, "cat /opt/booking-bot/backups/LAST_SUCCESS").out.trim().split(" ")[1];
         const scriptBytes = Number(ssh(vm, `stat -c %s ${last}`).out.trim());
         const result = {
             when: new Date().toISOString(),

@@ -22,7 +22,7 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { EngineEvent } from "@pulumi/pulumi/automation";
-import { acceptedLogins, buildImages, newStack, removeStack, ROOT, Sandbox, sandboxDown, sandboxUp, ssh, stackConfig, TestStack } from "../test/e2e/harness";
+import { acceptedLogins, buildExampleImages, exampleStack, removeStack, ROOT, Sandbox, sandboxDown, sandboxUp, ssh, TestStack } from "../test/e2e/harness";
 import { Probe, probeOnce, Prober, ProbeSummary, ProbeTarget, summarize } from "./prober";
 import { infoRow, Interval, millis, msFromLog, renderTable, Row, seconds, targetRow, unionMs } from "./report";
 
@@ -204,6 +204,9 @@ async function probedSwitch(t: TestStack, vm: Sandbox, target: ProbeTarget, from
     return { from, to, upWallMs, automationUpMs, activateMs, beforeActivateMs, probe, sshSessions };
 }
 
+/** The app the bench deploys: the booking bot (examples/booking-bot). */
+const APP = "booking-bot";
+
 async function runScenario(scenario: Scenario, refs: Record<string, Record<string, string>>, noopRuns: number): Promise<ScenarioResult> {
     const name = `bn-bench-${scenario}`;
     sandboxDown(name);
@@ -216,19 +219,19 @@ async function runScenario(scenario: Scenario, refs: Record<string, Record<strin
             noproxy: { "onevm:loopbackProxy": { value: "false" } },
             tls: { "onevm:tlsIngress": { value: "true" }, "onevm:tlsMode": { value: "certificate" }, "onevm:tlsDomain": { value: DOMAIN } },
         };
-        t = await newStack(name, stackConfig(vm, {
-            "onevm:releaseId": { value: "v1" },
-            "onevm:images": { value: JSON.stringify(refs.v1) },
-            "onevm:telegramBotToken": { value: "bench-token", secret: true },
-            ...scenarioConfig[scenario],
-        }));
+        t = await exampleStack(name, APP, vm, {
+            release: "v1",
+            images: refs.v1,
+            secrets: { TELEGRAM_BOT_TOKEN: "bench-token" },
+            extra: { "onevm:proxyImage": { value: "caddy:2" }, ...scenarioConfig[scenario] },
+        });
         const stack = t;
 
         log(`${scenario}: fresh sandbox -> healthy stack`);
         const engine = timeline();
         const [fresh, upWallMs] = await timed(() => stack.stack.up({ onOutput: (o) => stack.output.push(o), onEvent: engine.onEvent }));
         const healthy = ssh(vm, "curl -fsS http://127.0.0.1:8080/health", { allowFailure: true }).code === 0;
-        const logs = ssh(vm, "cat /opt/bot/logs/bootstrap-host.log /opt/bot/logs/activate.log").out;
+        const logs = ssh(vm, "cat /opt/booking-bot/logs/bootstrap-host.log /opt/booking-bot/logs/activate.log").out;
         const packageInstallMs = msFromLog(logs, /package installs \(apt-get update \+ install\) took (\d+) ms/) ?? null;
         const imageLoadMs = msFromLog(logs, /images present \(load\/pull took (\d+) ms\)/) ?? null;
         // apt runs first inside the bootstrap command: its interval starts with that resource's.
@@ -280,7 +283,7 @@ async function runScenario(scenario: Scenario, refs: Record<string, Record<strin
             log(`${scenario}: no-op ${JSON.stringify(noop)}`);
         }
         // The VM's own account of the run, kept beside the figures.
-        fs.writeFileSync(path.join(ROOT, "bench/results", `${scenario}-vm.log`), ssh(vm, "cat /opt/bot/logs/activate.log /opt/bot/logs/health-check.log; echo '== proxy: warnings, errors, failed health checks'; docker logs $(docker ps -aq --filter label=com.docker.compose.service=proxy) 2>&1 | grep -E '\"level\":\"(warn|error)\"|health_checker' || true").out);
+        fs.writeFileSync(path.join(ROOT, "bench/results", `${scenario}-vm.log`), ssh(vm, "cat /opt/booking-bot/logs/activate.log /opt/booking-bot/logs/health-check.log; echo '== proxy: warnings, errors, failed health checks'; docker logs $(docker ps -aq --filter label=com.docker.compose.service=onevm-proxy) 2>&1 | grep -E '\"level\":\"(warn|error)\"|health_checker' || true").out);
         return { scenario, sandboxBootMs, fresh: freshResult, switch: sw, rollback: rb, noop };
     } finally {
         tunnel?.kill();
@@ -336,7 +339,7 @@ async function main() {
     const scenarios: Scenario[] = SCENARIOS.includes(only as Scenario) ? [only as Scenario] : [...SCENARIOS];
     const host = machine();
     log(`machine: ${JSON.stringify(host)}`);
-    const [refs, imageBuildMs] = await timed(async () => buildImages(["v1", "v2"]));
+    const [refs, imageBuildMs] = await timed(async () => buildExampleImages(APP, ["v1", "v2"]));
     const results: ScenarioResult[] = [];
     const failures: string[] = [];
     for (const s of scenarios) {

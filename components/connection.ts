@@ -32,6 +32,16 @@ export const remoteDefaults = {
     addPreviousOutputInEnv: false,
 } as const;
 
+/**
+ * `triggers` for a CopyToRemote: the machine it copies to. The command provider updates a
+ * resource whose connection changed, and a CopyToRemote's update copies only when its
+ * source or path changed: without this a new droplet (or a rebuilt VM) would never get
+ * the files. A replaced CopyToRemote deletes nothing.
+ */
+export function onAnotherMachine(c: VmConnection): pulumi.Input<unknown[]> {
+    return [c.host, c.hostKey];
+}
+
 export const secretOutputs: pulumi.CustomResourceOptions = { additionalSecretOutputs: ["stdout", "stderr"] };
 
 /**

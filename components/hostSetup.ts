@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { bootstrapCommand, claimAppDirCommand, switchToolsCommand, toolsDir, uninstallCommand } from "../lib/remote";
-import { commandConnection, remoteDefaults, secretOutputs, VmConnection } from "./connection";
+import { commandConnection, onAnotherMachine, remoteDefaults, secretOutputs, VmConnection } from "./connection";
 
 export interface HostSetupArgs {
     readonly connection: VmConnection;
@@ -54,6 +54,7 @@ export class HostSetup extends pulumi.ComponentResource {
                 // Trailing slash: copy the directory's contents even when remotePath exists.
                 source: new pulumi.asset.FileArchive(`${args.toolsSourceDir}/`),
                 remotePath: toolsDir(args.app, args.toolsHash),
+                triggers: onAnotherMachine(args.connection),
             },
             { parent: this, dependsOn: [claim] },
         );
@@ -68,10 +69,10 @@ export class HostSetup extends pulumi.ComponentResource {
             {
                 ...remoteDefaults,
                 connection,
-                create: bootstrapCommand(args.app, args.user, args.dataDirs),
+                // Re-run when onevm's scripts change: the tools hash is in the command. Never
+                // `triggers`: a replacement would run the old one's `delete`, uninstalling.
+                create: bootstrapCommand(args.app, args.user, args.toolsHash, args.dataDirs),
                 delete: uninstallCommand(args.app, args.unitName, args.cronName, args.stack),
-                // Re-run the (idempotent) bootstrap when onevm's scripts change.
-                environment: { ONEVM_TOOLS: args.toolsHash },
             },
             { parent: this, dependsOn: [tools], ...secretOutputs },
         );

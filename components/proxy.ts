@@ -44,8 +44,9 @@ export function certificateNames(address: string, domain?: string): { commonName
  * certificate mode, a server certificate and key from onevm's own CA (ECDSA P-256, made
  * with @pulumi/tls; the CA certificate is an output for clients to trust). Everything
  * travels as one archive on the remote command's stdin, secret because it holds the key;
- * the Caddyfile also goes into the command's environment so `pulumi preview --diff`
- * shows its text. The proxy service itself is part of the release's compose file.
+ * the Caddyfile also goes into the command line (install-tls.sh checks it against the
+ * archive's) so `pulumi preview --diff` shows its text. The proxy service itself is part
+ * of the release's compose file.
  */
 export class Proxy extends pulumi.ComponentResource {
     /** The CA certificate (PEM) clients trust in certificate mode; "" in the others. */
@@ -131,11 +132,10 @@ export class Proxy extends pulumi.ComponentResource {
             {
                 ...remoteDefaults,
                 connection: commandConnection(args.connection),
-                create: installTlsCommand(args.app),
+                // Not secret: `preview --diff` shows the proxy's configuration change.
+                create: pulumi.output(caddyfile).apply((text) => installTlsCommand(args.app, text)),
                 delete: removeTlsCommand(args.app),
                 stdin: archive,
-                // Not secret: `preview --diff` shows the proxy's configuration change.
-                environment: { ONEVM_CADDYFILE: caddyfile },
                 logging: "stderr",
             },
             { parent: this, ...secretOutputs },

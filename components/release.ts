@@ -4,7 +4,7 @@ import * as command from "@pulumi/command";
 import { ImageArchive } from "../lib/images";
 import { activateCommand, ActivateOptions, installReleaseCommand } from "../lib/remote";
 import { vmPaths } from "../lib/render/paths";
-import { commandConnection, remoteDefaults, secretOutputs, VmConnection } from "./connection";
+import { commandConnection, onAnotherMachine, remoteDefaults, secretOutputs, VmConnection } from "./connection";
 
 export interface ReleaseArgs {
     readonly connection: VmConnection;
@@ -46,6 +46,7 @@ export class Release extends pulumi.ComponentResource {
                         connection,
                         source: archiveAsset(archive),
                         remotePath: `${vmPaths(app).images}/${path.basename(archive.path)}`,
+                        triggers: onAnotherMachine(args.connection),
                     },
                     { parent: this },
                 ),

@@ -73,10 +73,14 @@ export function toolsDir(app: string, hash: string): string {
     return `${vmPaths(app).root}/tools/${hash}`;
 }
 
-/** Switches `bin` to an uploaded tools dir atomically and removes older versions. */
+/**
+ * Makes an uploaded tools dir's scripts executable (the command provider's sftp upload
+ * sets no mode), switches `bin` to it atomically and removes older versions.
+ */
 export function switchToolsCommand(app: string, hash: string): string {
     const p = vmPaths(app);
     return [
+        `find ${toolsDir(app, hash)} -type f -name '*.sh' -exec chmod 0755 {} +`,
         `ln -sfn tools/${hash} ${p.root}/.bin.tmp && mv -T ${p.root}/.bin.tmp ${p.bin}`,
         `find ${p.root}/tools -mindepth 1 -maxdepth 1 ! -name ${hash} -exec rm -rf {} +`,
     ].join(" && ");
@@ -103,9 +107,12 @@ export function waitForCloudInit(timeoutSeconds: number): string {
     ].join("\n");
 }
 
-/** Docker and the app's directories; `dataDirs`: directories database volumes are bound to. */
-export function bootstrapCommand(app: string, user: string, dataDirs: string[] = []): string {
-    return script(app, "bootstrap-host.sh", ["--app", app, "--user", user, ...dataDirs.flatMap((d) => ["--data-dir", d])], true);
+/**
+ * Docker and the app's directories (`dataDirs`: where the database's volumes are bound);
+ * the tools hash in its text re-runs it when onevm's scripts change.
+ */
+export function bootstrapCommand(app: string, user: string, toolsHash: string, dataDirs: string[] = []): string {
+    return script(app, "bootstrap-host.sh", ["--app", app, "--user", user, "--tools", toolsHash, ...dataDirs.flatMap((d) => ["--data-dir", d])], true);
 }
 
 /** Uninstalls the app and releases this stack's claim (refused when another stack owns it). */
@@ -171,9 +178,13 @@ export function removeCronCommand(cron: string): string {
     return `sudo -n rm -f -- /etc/cron.d/${cron}`;
 }
 
-/** Installs shared/tls (Caddyfile, cert, key) from a base64 tar.gz on stdin; reloads a running proxy. */
-export function installTlsCommand(app: string): string {
-    return script(app, "install-tls.sh", ["--app-dir", vmPaths(app).root], true);
+/**
+ * Installs shared/tls (Caddyfile, cert, key) from a base64 tar.gz on stdin; reloads a
+ * running proxy. The Caddyfile (not secret) is also in the command line, checked against
+ * the archive's: `pulumi preview --diff` shows its text change.
+ */
+export function installTlsCommand(app: string, caddyfile: string): string {
+    return script(app, "install-tls.sh", ["--app-dir", vmPaths(app).root, "--caddyfile", caddyfile], true);
 }
 
 /** Removes shared/tls when TLS ingress is turned off (uninstall.sh removes it on destroy). */

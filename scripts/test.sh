@@ -13,7 +13,7 @@ bash scripts/setup.sh
 source scripts/env.sh
 
 echo "== shellcheck"
-mapfile -t shell_files < <(git ls-files '*.sh' 'toolchain/bin/*' 'providers/bin/*' 2>/dev/null)
+mapfile -t shell_files < <(git ls-files '*.sh' 2>/dev/null)
 shellcheck -x "${shell_files[@]}"
 echo "== tsc"
 tsc --noEmit -p .

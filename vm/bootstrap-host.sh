@@ -4,7 +4,8 @@ set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-Usage: sudo bootstrap-host.sh --app APP --user USER [--data-dir DIR]... [--app-dir /opt/APP]
+Usage: sudo bootstrap-host.sh --app APP --user USER [--data-dir DIR]... [--tools HASH]
+                             [--app-dir /opt/APP]
 
 Prepares a Debian 13 (trixie) or Ubuntu 24.04 host for onevm, changing only what is
 missing (fast no-op when done):
@@ -25,6 +26,8 @@ Options:
   --user USER     deploy user (must exist)
   --data-dir DIR  a data directory to create when missing (absolute; repeatable)
   --app-dir DIR   default /opt/APP
+  --tools HASH    the version of onevm's scripts this run belongs to: APP_DIR/bin must
+                  point at tools/HASH (onevm passes it, so a new version re-runs bootstrap)
   -h, --help      this help
 
 Exit codes:
@@ -135,7 +138,7 @@ start_docker() {
 }
 
 main() {
-  local app="" user="" group d t0
+  local app="" user="" tools="" group d t0
   local data_dirs=()
   t0="$(date +%s%N)"
   while (($#)); do
@@ -146,6 +149,8 @@ main() {
       --user=*) user="${1#*=}"; shift ;;
       --data-dir) need_value "$@"; data_dirs+=("$2"); shift 2 ;;
       --data-dir=*) data_dirs+=("${1#*=}"); shift ;;
+      --tools) need_value "$@"; tools="$2"; shift 2 ;;
+      --tools=*) tools="${1#*=}"; shift ;;
       *) common_option "$@"; shift "$ARGS_USED" ;;
     esac
   done
@@ -162,6 +167,9 @@ main() {
   [[ "$EUID" -eq 0 ]] || die 1 "must run as root (sudo)"
   [[ -d /run/systemd/system ]] || die 1 "systemd is not running on this host"
   id -u "$user" >/dev/null 2>&1 || die 1 "user '$user' does not exist"
+  if [[ -n "$tools" && "$(readlink -- "$APP_DIR/bin")" != "tools/$tools" ]]; then
+    die 1 "$APP_DIR/bin does not point at tools/$tools, the scripts this run belongs to"
+  fi
   setup_logging "$APP_DIR"
 
   install_packages
@@ -197,7 +205,7 @@ main() {
   else
     # Logged here, not in apt_install: on a fresh host the log file exists only now (npm run bench reads it).
     [[ "$APT_MS" -eq 0 ]] || log INFO "package installs (apt-get update + install) took $APT_MS ms"
-    log INFO "host ready for $app: Docker $(docker version --format '{{.Server.Version}}' 2>/dev/null), Compose $(docker compose version --short 2>/dev/null), $APP_DIR owned by $user"
+    log INFO "host ready for $app${tools:+ (onevm scripts $tools)}: Docker $(docker version --format '{{.Server.Version}}' 2>/dev/null), Compose $(docker compose version --short 2>/dev/null), $APP_DIR owned by $user"
   fi
 }
 

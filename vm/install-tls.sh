@@ -4,7 +4,7 @@ set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-Usage: install-tls.sh [--proxy-uid UID] [--app-dir /opt/APP] < base64-tar.gz
+Usage: install-tls.sh [--proxy-uid UID] [--app-dir /opt/APP] [--caddyfile TEXT] < base64-tar.gz
 
 Reads a base64 tar.gz on stdin holding Caddyfile and, in certificate mode, cert.pem and
 key.pem, and installs them in APP_DIR/shared/tls/ (the proxy mounts it read-only at
@@ -22,6 +22,9 @@ Run as root (sudo): the key's owner is the proxy's uid.
 Options:
   --proxy-uid UID  owner of key.pem (default 480, the user of onevm/caddy:2)
   --app-dir DIR    app directory (default: derived from the script's place)
+  --caddyfile TEXT the Caddyfile the archive must hold, byte for byte (onevm passes it
+                   in the command line, where `pulumi preview --diff` shows it); exit 2
+                   when the archive's differs
   -h, --help       this help
 
 Exit codes:
@@ -39,11 +42,13 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 FILES=(Caddyfile cert.pem key.pem)
 
 main() {
-  local uid=480 dir tmp f changed=false sum c extra proxy
+  local uid=480 dir tmp f changed=false sum c extra proxy caddyfile="" check_caddyfile=false
   while (($#)); do
     case "$1" in
       --proxy-uid) need_value "$@"; uid="$2"; shift 2 ;;
       --proxy-uid=*) uid="${1#*=}"; shift ;;
+      --caddyfile) need_value "$@"; caddyfile="$2"; check_caddyfile=true; shift 2 ;;
+      --caddyfile=*) caddyfile="${1#*=}"; check_caddyfile=true; shift ;;
       *) common_option "$@"; shift "$ARGS_USED" ;;
     esac
   done
@@ -68,6 +73,9 @@ main() {
   [[ -f "$tmp/Caddyfile" ]] || die 2 "stdin is not a base64 tar.gz holding a Caddyfile"
   extra="$(find "$tmp" -mindepth 1 ! -name Caddyfile ! -name cert.pem ! -name key.pem -printf '%P ' | head -c 300)"
   [[ -z "$extra" ]] || die 2 "unexpected files in the archive: $extra"
+  if [[ "$check_caddyfile" == true ]] && ! printf '%s' "$caddyfile" | cmp -s - "$tmp/Caddyfile"; then
+    die 2 "the archive's Caddyfile differs from the one given with --caddyfile"
+  fi
   if [[ -f "$tmp/key.pem" && ! -f "$tmp/cert.pem" ]] || [[ -f "$tmp/cert.pem" && ! -f "$tmp/key.pem" ]]; then
     die 2 "cert.pem and key.pem come together"
   fi

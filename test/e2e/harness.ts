@@ -87,10 +87,11 @@ export type ReleaseImages = Record<string, Record<string, string>>;
 
 /**
  * Builds an example's releases (scripts/build-images.sh, Docker's layer cache makes a
- * rebuild take seconds) and saves every image it uses as an archive for `archive` transport.
+ * rebuild take seconds) and saves every image it uses as an archive for `archive`
+ * transport, the proxy's stand-in (PROXY_IMAGE) included.
  */
 export function buildExampleImages(example: string, releases: string[]): ReleaseImages {
-    const out = run("bash", ["scripts/build-images.sh", "--example", example, ...releases.flatMap((r) => ["--release", r]), "--save", IMAGE_DIR], {
+    const out = run("bash", ["scripts/build-images.sh", "--example", example, ...releases.flatMap((r) => ["--release", r]), "--proxy", "--save", IMAGE_DIR], {
         timeoutMs: 1_800_000,
     });
     const objects = out
@@ -145,8 +146,12 @@ export function fileBackendUrl(dir: string): string {
     return `file://${dir}?metadata=skip`;
 }
 
+/** The stand-in of the official caddy:2 image the tests run as onevm's proxy (no registry here). */
+export const PROXY_IMAGE = "caddy:2";
+
 export function stackConfig(vm: Sandbox, extra: ConfigMap): ConfigMap {
     return {
+        "onevm:proxyImage": { value: PROXY_IMAGE },
         "onevm:host": { value: vm.host },
         "onevm:sshPort": { value: String(vm.port) },
         "onevm:sshUser": { value: vm.user },
@@ -161,16 +166,55 @@ export function stackConfig(vm: Sandbox, extra: ConfigMap): ConfigMap {
 }
 
 /**
- * SSH logins sshd has accepted since boot, this query's own login included: two readings
- * around an operation differ by 1 exactly when the operation opened no SSH session.
+ * SSH logins sshd has accepted since boot, this query's own login excluded: two readings
+ * around an operation differ by 1 (the first reading's login) exactly when the operation
+ * opened no SSH session. Under load sshd's journal lines arrive late, so a reading first
+ * waits (up to 10 s) for its own login's line: the lines of earlier logins came before it.
  */
 export function acceptedLogins(vm: Sandbox): number {
-    const r = ssh(vm, "sudo -n journalctl -b -u ssh.service --no-pager -o cat | grep -c '^Accepted publickey' || true");
+    const r = ssh(vm, ACCEPTED_LOGINS_EXCEPT_OWN);
     return Number(r.out.trim());
 }
+/** Shell run on the VM: counts sshd's "Accepted publickey" journal lines, except this session's (by its client port). */
+export const ACCEPTED_LOGINS_EXCEPT_OWN = [
+    "own=$(echo \"$SSH_CLIENT\" | cut -d' ' -f2)",
+    "accepted() { sudo -n journalctl -b -u ssh.service --no-pager -o cat | grep '^Accepted publickey'; }",
+    "for i in $(seq 50); do accepted | grep -q \" port $own ssh2\" && break; sleep 0.2; done",
+    "accepted | grep -c -v \" port $own ssh2\" || true",
+].join("\n");
 
 export async function removeStack(t: TestStack): Promise<void> {
+    // ONEVM_E2E_OUTPUT_DIR: keep everything the engine printed, one file per stack (debugging).
+    if (process.env.ONEVM_E2E_OUTPUT_DIR) {
+        fs.mkdirSync(process.env.ONEVM_E2E_OUTPUT_DIR, { recursive: true });
+        fs.writeFileSync(path.join(process.env.ONEVM_E2E_OUTPUT_DIR, `${t.stack.name}.log`), t.output.join(""));
+    }
     await t.stack.workspace.removeStack(t.stack.name, { force: true }).catch(() => undefined);
     fs.rmSync(t.backendDir, { recursive: true, force: true });
     fs.rmSync(path.join(ROOT, `Pulumi.${t.stack.name}.yaml`), { force: true });
+}
+
+/**
+ * A stack that deploys an example to a sandbox VM by archive transport: the example's
+ * stack.yaml, the VM's connection, the secret values (app:KEY), a release and its images.
+ */
+export async function exampleStack(
+    name: string,
+    example: string,
+    vm: Sandbox,
+    o: { release: string; images: Record<string, string>; secrets: Record<string, string>; extra?: ConfigMap },
+): Promise<TestStack> {
+    return newStack(name, {
+        ...exampleConfig(example),
+        ...stackConfig(vm, {}),
+        ...Object.fromEntries(Object.entries(o.secrets).map(([k, v]) => [`app:${k}`, { value: v, secret: true }])),
+        "onevm:releaseId": { value: o.release },
+        "onevm:images": { value: JSON.stringify(o.images) },
+        ...o.extra,
+    });
+}
+
+/** One attempt of the app's health gate on the VM (health-check.sh exit 0). */
+export function healthy(vm: Sandbox, app: string): boolean {
+    return ssh(vm, `/opt/${app}/bin/health-check.sh --retries 1`, { allowFailure: true }).code === 0;
 }

@@ -11,7 +11,7 @@ import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { buildImages, newStack, removeStack, Sandbox, sandboxDown, sandboxUp, ssh, stackConfig, TestStack } from "./harness";
+import { buildExampleImages, exampleStack, removeStack, Sandbox, sandboxDown, sandboxUp, ssh, TestStack } from "./harness";
 import { FakeS3, spawnFakeS3 } from "../s3/server";
 
 jest.setTimeout(2_400_000);
@@ -22,7 +22,7 @@ const S3_KEY_ID = "OSE2EACCESSKEY";
 const S3_SECRET = "canary-s3-secret-4e1b/\"q\\Z";
 const BUCKET = "onevm-e2e";
 const STORE_DIR = "offsite/bot";
-const BIN = "/opt/bot/bin";
+const BIN = "/opt/worker-bot/bin";
 
 let app: Sandbox;
 let store: Sandbox;
@@ -35,7 +35,7 @@ const sha256 = (data: Buffer | string) => createHash("sha256").update(data).dige
 const bridge = (container: string, field: "IPAddress" | "Gateway") =>
     execFileSync("docker", ["inspect", "-f", `{{.NetworkSettings.Networks.bridge.${field}}}`, container], { encoding: "utf8" }).trim();
 const containerIp = (container: string) => bridge(container, "IPAddress");
-const index = () => JSON.parse(ssh(app, "cat /opt/bot/backups/backup_index.json").out).backups as any[];
+const index = () => JSON.parse(ssh(app, "cat /opt/worker-bot/backups/backup_index.json").out).backups as any[];
 const entry = (id: string) => index().find((b) => b.backup_id === id);
 const localSha = (file: string) => ssh(app, `sha256sum ${file}`).out.split(" ")[0];
 const storeFiles = () =>
@@ -50,18 +50,20 @@ function backup(keep: number) {
 }
 
 beforeAll(async () => {
-    const refs = buildImages(["v1"]);
+    // The worker bot: an app with a database, the lightest example to ship.
+    const images = buildExampleImages("worker-bot", ["v1"]);
     sandboxDown(APP);
     sandboxDown(STORE);
-    app = sandboxUp(APP);
+    app = sandboxUp(APP, { withDocker: true });
     store = sandboxUp(STORE);
     storeKey = fs.readFileSync(store.privateKeyPath, "utf8");
     s3Dir = fs.mkdtempSync(path.join(os.tmpdir(), "onevm-os-s3-"));
     s3 = await spawnFakeS3({ dir: path.join(s3Dir, "objects"), host: bridge(app.container, "Gateway"), accessKeyId: S3_KEY_ID, secretAccessKey: S3_SECRET, region: "us-east-1", bucket: BUCKET });
-    t = await newStack("e2e-offsite", stackConfig(app, {
-        "onevm:releaseId": { value: "v1" },
-        "onevm:images": { value: JSON.stringify(refs.v1) },
-        "onevm:telegramBotToken": { value: "offsite-token", secret: true },
+    t = await exampleStack("e2e-offsite", "worker-bot", app, {
+        release: "v1",
+        images: images.v1,
+        secrets: { TELEGRAM_BOT_TOKEN: "offsite-token" },
+        extra: {
         "onevm:offsiteSsh": {
             value: JSON.stringify({ host: containerIp(store.container), port: 22, user: store.user, path: STORE_DIR, hostPublicKey: store.hostPublicKey }),
         },
@@ -69,7 +71,8 @@ beforeAll(async () => {
         "onevm:offsiteS3": { value: JSON.stringify({ endpoint: s3.url, region: "us-east-1", bucket: BUCKET, prefix: "bot/", allowHttp: true }) },
         "onevm:offsiteS3AccessKeyId": { value: S3_KEY_ID, secret: true },
         "onevm:offsiteS3SecretAccessKey": { value: S3_SECRET, secret: true },
-    }));
+        },
+    });
     await t.stack.up({ onOutput: (o) => t.output.push(o) });
 });
 
@@ -86,13 +89,13 @@ afterAll(async () => {
 });
 
 test("the targets' files are on the VM, 600, and pulumi up copied nothing yet", () => {
-    const modes = ssh(app, "stat -c '%a %n' /opt/bot/shared/offsite /opt/bot/shared/offsite/*").out.trim().split("\n");
+    const modes = ssh(app, "stat -c '%a %n' /opt/worker-bot/shared/offsite /opt/worker-bot/shared/offsite/*").out.trim().split("\n");
     expect(modes).toEqual([
-        "700 /opt/bot/shared/offsite",
-        "600 /opt/bot/shared/offsite/s3.curlrc",
-        "600 /opt/bot/shared/offsite/ssh_key",
-        "600 /opt/bot/shared/offsite/ssh_known_hosts",
-        "600 /opt/bot/shared/offsite/targets.json",
+        "700 /opt/worker-bot/shared/offsite",
+        "600 /opt/worker-bot/shared/offsite/s3.curlrc",
+        "600 /opt/worker-bot/shared/offsite/ssh_key",
+        "600 /opt/worker-bot/shared/offsite/ssh_known_hosts",
+        "600 /opt/worker-bot/shared/offsite/targets.json",
     ]);
     expect(bucketFiles()).toEqual([]);
 });
@@ -109,7 +112,7 @@ test("a manual backup is copied to os-store and the bucket, verified by sha256 a
     );
     expect(r.out).toMatch(/rc=0\n$/);
     first = r.out.trim().split("\n")[0];
-    expect(first).toMatch(/^\/opt\/bot\/backups\/bot_\d{8}_\d{6}_manual\.dump$/);
+    expect(first).toMatch(/^\/opt\/worker-bot\/backups\/worker-bot_\d{8}_\d{6}_manual\.dump$/);
     psLog = ssh(app, "cat /tmp/ps.log").out;
     const name = path.basename(first);
     const sum = localSha(first);
@@ -155,15 +158,15 @@ test("a target that is down: the local backup stays verified, exit 5, the failur
     expect(b.file).toMatch(/_manual\.dump$/);
     const e = entry(idOf(b.file));
     expect(e.verified).toBe(true);
-    expect(ssh(app, "cat /opt/bot/backups/LAST_SUCCESS").out).toContain(b.file);
+    expect(ssh(app, "cat /opt/worker-bot/backups/LAST_SUCCESS").out).toContain(b.file);
     const byTarget = Object.fromEntries(e.offsite_copies.map((c: any) => [c.target, c]));
     expect(byTarget.ssh).toMatchObject({ verified: true });
     expect(byTarget.s3).toMatchObject({ verified: false });
     expect(byTarget.s3.error).toMatch(/curl|connect/i);
-    const log = ssh(app, "cat /opt/bot/logs/offsite-copy.log").out;
+    const log = ssh(app, "cat /opt/worker-bot/logs/offsite-copy.log").out;
     expect(log).toContain(`ERROR: [s3] off-host copy of ${path.basename(b.file)} failed`);
     expect(log).toMatch(/ERROR: 1 of 2 off-host copies of .* failed \(the local backup is unchanged\)/);
-    expect(ssh(app, "cat /opt/bot/logs/backup.log").out).toContain(`Backup complete: ${b.file}`);
+    expect(ssh(app, "cat /opt/worker-bot/logs/backup.log").out).toContain(`Backup complete: ${b.file}`);
 });
 
 test("a copy fetched back from os-store (and from the bucket) passes backup.sh --verify", () => {
@@ -172,25 +175,25 @@ test("a copy fetched back from os-store (and from the bucket) passes backup.sh -
     expect(newestOnStore).toBeDefined();
     const id = idOf(newestOnStore);
     for (const from of ["ssh", "s3"]) {
-        ssh(app, `rm /opt/bot/backups/${newestOnStore}`);
+        ssh(app, `rm /opt/worker-bot/backups/${newestOnStore}`);
         const fetched = ssh(app, `${BIN}/offsite-copy.sh --fetch ${id} --from ${from}`).out.trim();
-        expect(fetched).toBe(`/opt/bot/backups/${newestOnStore}`);
+        expect(fetched).toBe(`/opt/worker-bot/backups/${newestOnStore}`);
         expect(localSha(fetched)).toBe(entry(id).offsite_copies.find((c: any) => c.target === "ssh").sha256);
         expect(ssh(app, `${BIN}/backup.sh --verify ${id}; echo "rc=$?"`).out).toMatch(/rc=0\n$/);
     }
     // A fetched copy must match what the index recorded: a tampered one is discarded.
     ssh(store, `printf 'PGDMPtampered' > ${STORE_DIR}/${newestOnStore}`);
-    ssh(app, `rm /opt/bot/backups/${newestOnStore}`);
+    ssh(app, `rm /opt/worker-bot/backups/${newestOnStore}`);
     const r = ssh(app, `${BIN}/offsite-copy.sh --fetch ${id} --from ssh`, { allowFailure: true });
     expect(r.code).toBe(5);
     expect(r.err).toMatch(/the index recorded [0-9a-f]{64}: discarded/);
-    expect(ssh(app, `ls /opt/bot/backups/${newestOnStore} 2>&1 || true`).out).toMatch(/No such file/);
+    expect(ssh(app, `ls /opt/worker-bot/backups/${newestOnStore} 2>&1 || true`).out).toMatch(/No such file/);
 });
 
 test("a changed host key on the SSH target is refused, not learned", () => {
-    ssh(app, "cp /opt/bot/shared/offsite/ssh_known_hosts /tmp/kh && sed -i 's/ssh-ed25519 AAAA[^ ]*/ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherKeyXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX/' /opt/bot/shared/offsite/ssh_known_hosts");
+    ssh(app, "cp /opt/worker-bot/shared/offsite/ssh_known_hosts /tmp/kh && sed -i 's/ssh-ed25519 AAAA[^ ]*/ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherKeyXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX/' /opt/worker-bot/shared/offsite/ssh_known_hosts");
     const b = backup(2);
-    ssh(app, "cp /tmp/kh /opt/bot/shared/offsite/ssh_known_hosts");
+    ssh(app, "cp /tmp/kh /opt/worker-bot/shared/offsite/ssh_known_hosts");
     expect(b.code).toBe(5);
     const e = entry(idOf(b.file));
     expect(e.offsite_copies.find((c: any) => c.target === "ssh")).toMatchObject({ verified: false });
@@ -202,7 +205,7 @@ test("canaries: the off-host secrets never appear in engine output, state, VM lo
     const canaries = [S3_SECRET, keyBody.slice(20, 60)];
     const engine = t.output.join("");
     const state = stateFiles(t.backendDir).map((f) => fs.readFileSync(f, "utf8")).join("\n");
-    const logs = ssh(app, "cat /opt/bot/logs/*.log").out;
+    const logs = ssh(app, "cat /opt/worker-bot/logs/*.log").out;
     for (const c of canaries) {
         expect(engine).not.toContain(c);
         expect(state).not.toContain(c);
@@ -210,7 +213,7 @@ test("canaries: the off-host secrets never appear in engine output, state, VM lo
         expect(psLog).not.toContain(c);
     }
     // ...and they are really there, where they belong.
-    expect(ssh(app, "cat /opt/bot/shared/offsite/s3.curlrc").out).toContain(S3_SECRET.replace(/\\/g, "\\\\").replace(/"/g, '\\"'));
+    expect(ssh(app, "cat /opt/worker-bot/shared/offsite/s3.curlrc").out).toContain(S3_SECRET.replace(/\\/g, "\\\\").replace(/"/g, '\\"'));
 });
 
 function stateFiles(dir: string): string[] {

@@ -1,9 +1,11 @@
 /**
- * The DigitalOcean target with the real engine and onevm's digitalocean plugin, no real API:
- * an offline preview of a prod-like stack (dummy token; the API endpoint is a recording
- * stand-in that must see no request), then `up` and `destroy` against the in-memory DO API
- * (test/do-api) with onevm:infrastructureOnly — a fake droplet has no sshd, so the VM layer
- * is proven by the sandbox e2e tests, which run the same remote commands.
+ * The DigitalOcean target with the real engine and the official digitalocean provider, no
+ * real API: an offline preview of a prod-like stack (dummy token; the API endpoint is a
+ * recording stand-in that must see no request), then `up`, an update, a no-op preview,
+ * a refused replacement, a replacement on purpose and `destroy` against the in-memory DO
+ * API (test/do-api, reached through digitalocean:apiEndpoint) with
+ * onevm:infrastructureOnly — a fake droplet has no sshd, so the VM layer is proven by the
+ * sandbox e2e tests, which run the same remote commands.
  */
 import { execFileSync } from "child_process";
 import * as fs from "fs";
@@ -49,8 +51,7 @@ function cli(args: string[]): string {
 }
 
 beforeAll(async () => {
-    process.env.ONEVM_DO_POLL_INTERVAL = "0.2";
-    api = await startFakeDoApi({ bootPolls: 2 });
+    api = await startFakeDoApi();
 });
 
 afterAll(async () => {
@@ -85,10 +86,13 @@ describe("up and destroy against the in-memory DO API (infrastructure layer only
         expect(d.user_data).toContain("ed25519_private");
         const [v] = api.volumes.values();
         expect(v.droplet_ids).toEqual([d.id]);
+        expect(d.tags).toEqual(["onevm"]);
+        expect(d.ssh_key_ids).toEqual([...api.keys.values()].map((k) => k.id));
         const [f] = api.firewalls.values();
+        expect(f.droplet_ids).toEqual([d.id]);
         expect(f.inbound_rules).toEqual([{ protocol: "tcp", ports: "22", sources: { addresses: ["203.0.113.7/32"] } }]);
         const [ip] = api.reservedIps.values();
-        expect(ip.droplet.id).toBe(d.id);
+        expect(ip.droplet_id).toBe(d.id);
         expect(res.outputs.address.value).toBe(ip.ip);
         expect(res.outputs.sshCommand.value).toBe(`ssh -p 22 deploy@${ip.ip}`);
         expect(api.requests.every((r) => r.auth === `Bearer ${api.token}`)).toBe(true);
@@ -96,6 +100,35 @@ describe("up and destroy against the in-memory DO API (infrastructure layer only
         const state = fs.readFileSync(path.join(t.backendDir, ".pulumi", "stacks", "onevm", `${NAME}.json`), "utf8");
         expect(state).toContain("vm-droplet");
         expect(state).not.toContain("PRIVATE KEY");
+    });
+
+    test("an update: wider SSH CIDRs and another tag change the firewall and the droplet's tags in place", async () => {
+        const [d] = api.droplets.values();
+        await t.stack.setAllConfig({
+            "onevm:sshAllowedCidrs": { value: JSON.stringify(["203.0.113.7/32", "198.51.100.0/24"]) },
+            "onevm:tags": { value: JSON.stringify(["onevm", "prod"]) },
+        });
+        const before = api.requests.length;
+        const events: EngineEvent[] = [];
+        const res = await t.stack.up({ onEvent: (e) => events.push(e), onOutput: (o) => t.output.push(o) });
+        expect(steps(events).filter((s) => s.op !== "same" && s.op !== "read").map((s) => `${s.op} ${s.name}`).sort()).toEqual(["update firewall-rules", "update vm-droplet"]);
+        expect(res.summary.resourceChanges).toMatchObject({ update: 2 });
+        expect([...api.droplets.keys()]).toEqual([String(d.id)]);
+        expect(d.tags).toEqual(["onevm", "prod"]);
+        const [f] = api.firewalls.values();
+        expect(f.inbound_rules).toEqual([{ protocol: "tcp", ports: "22", sources: { addresses: ["203.0.113.7/32", "198.51.100.0/24"] } }]);
+        const writes = api.requests.slice(before).filter((r) => r.method !== "GET").map((r) => `${r.method} ${r.path.replace(/[0-9a-f-]{36}|\d+/g, "ID")}`);
+        expect(writes.sort()).toEqual(["POST /v2/tags", "POST /v2/tags/prod/resources", "PUT /v2/firewalls/ID"]);
+    });
+
+    test("a no-op preview plans no change and calls no API", async () => {
+        const before = api.requests.length;
+        const events: EngineEvent[] = [];
+        const res = await t.stack.preview({ onEvent: (e) => events.push(e), onOutput: (o) => t.output.push(o) });
+        // The only other step is the local read of this stack's own outputs (StackReference self).
+        expect(steps(events).filter((s) => s.op !== "same" && s.op !== "read")).toEqual([]);
+        expect(Object.keys(res.changeSummary).filter((k) => k !== "same" && k !== "read")).toEqual([]);
+        expect(api.requests.slice(before)).toEqual([]);
     });
 
     test("a second up changes nothing and makes no write call", async () => {
@@ -146,12 +179,19 @@ describe("up and destroy against the in-memory DO API (infrastructure layer only
         expect(again.protect).toBe(true);
     });
 
-    test("destroy is refused while droplet, volume and IP are protected; after unprotect it removes everything", async () => {
+    test("destroy stops at the protected droplet, volume and IP (their dependents go first); after unprotect it removes everything", async () => {
+        const [d] = api.droplets.values();
         await expect(t.stack.destroy({ onOutput: (o) => t.output.push(o) })).rejects.toThrow(/protect/i);
-        expect(api.droplets.size).toBe(1);
+        // The engine deletes the unprotected dependents before it reaches a protected resource:
+        // the firewall, the volume attachment and the IP assignment are gone (README says so).
+        expect([...api.droplets.keys()]).toEqual([String(d.id)]);
+        expect([api.volumes.size, api.reservedIps.size, api.keys.size]).toEqual([1, 1, 1]);
+        expect([api.firewalls.size, [...api.volumes.values()][0].droplet_ids, [...api.reservedIps.values()][0].droplet_id]).toEqual([0, [], null]);
         cli(["state", "unprotect", "--all", "--yes"]);
         const res = await t.stack.destroy({ onOutput: (o) => t.output.push(o) });
         expect(res.summary.result).toBe("succeeded");
         expect([api.droplets.size, api.volumes.size, api.firewalls.size, api.keys.size, api.reservedIps.size]).toEqual([0, 0, 0, 0, 0]);
+        // Every call the official provider made carried the token and was answered.
+        expect(api.requests.every((r) => r.auth === `Bearer ${api.token}`)).toBe(true);
     });
 });

@@ -233,6 +233,29 @@ t_bootstrap() {
   echo "second bootstrap: ${ms} ms (a figure, not a check: timings belong in benchmarks)"
   ! grep -Eq 'installing|created|chmod|chown|enabled|started|added' <<<"$out" || fail "second bootstrap changed something: $out"
   assert_eq "$(rc_of "sudo $BIN/bootstrap-host.sh --app bot --user deploy --data-dir relative/dir")" "64" "relative --data-dir"
+  # --tools names the scripts version bin must point at (here bin is a plain dir): refused.
+  out="$(vm "sudo $BIN/bootstrap-host.sh --app bot --user deploy --tools 0123abcd 2>&1; echo rc=\$?")"
+  assert_contains "$out" "does not point at tools/0123abcd" "bootstrap --tools mismatch"
+  assert_contains "$out" "rc=1" "bootstrap --tools mismatch exit code"
+}
+
+t_install_tls_check() {
+  local d="$WORK/tls" out text
+  mkdir -p "$d"
+  printf 'http://:8080 {\n\treverse_proxy bot-api:8080\n}\n' >"$d/Caddyfile"
+  # The Caddyfile given in the command line must be the archive's, byte for byte.
+  out="$(tar -C "$d" -czf - Caddyfile | base64 -w0 |
+    "$SB" ssh "$NAME" -- "sudo $BIN/install-tls.sh --app-dir $A --caddyfile 'http://:8080 {}' 2>&1; echo rc=\$?")"
+  assert_contains "$out" "differs from the one given with --caddyfile" "install-tls mismatch"
+  assert_contains "$out" "rc=2" "install-tls mismatch exit code"
+  vm "test ! -e $A/shared/tls/Caddyfile" || fail "a refused Caddyfile was installed"
+  # onevm passes it single-quoted, newlines and all ($(...) would drop the last newline).
+  text="$(cat "$d/Caddyfile"; echo x)"; text="${text%x}"
+  out="$(tar -C "$d" -czf - Caddyfile | base64 -w0 |
+    "$SB" ssh "$NAME" -- "sudo $BIN/install-tls.sh --app-dir $A --caddyfile '$text' 2>&1; echo rc=\$?")"
+  assert_contains "$out" "rc=0" "install-tls with the matching Caddyfile"
+  vm "sudo cmp $A/shared/tls/Caddyfile -" <"$d/Caddyfile" || fail "installed Caddyfile differs"
+  vm "sudo rm -rf $A/shared/tls"
 }
 
 t_ship_images() {
@@ -792,6 +815,7 @@ run_test "lint: shellcheck, conventions, modules sourced only, no sample names" 
 run_test "sample images built on the host" t_images_built setup
 run_test "sandbox VM up (fresh, no Docker)" t_sandbox_up setup
 run_test "bootstrap-host: Docker+Compose, dirs, second run changes nothing" t_bootstrap setup
+run_test "install-tls: the --caddyfile given must equal the archive's (exit 2)" t_install_tls_check
 run_test "images shipped (docker save | ssh docker load)" t_ship_images setup
 run_test "write-env: 600, atomic, unchanged on rerun, sha only" t_write_env setup
 run_test "install-release: 4 releases, .env link, same-hash no-op, immutable ids (exit 3)" t_install_releases setup

@@ -46,10 +46,21 @@ export interface MockProgramResult {
     logs: Array<{ severity: string; message: string }>;
     /** The program's refusal (pulumi.RunError), if it stopped. */
     error?: Error;
+    /** The host key checks the program asked for (recorded instead of connecting). */
+    preflights: object[];
 }
 
 export async function runProgramUnderMocks(o: MockProgramOptions): Promise<MockProgramResult> {
     const registrations: Registration[] = [];
+    // The host key pre-flight connects to the VM during `up` (mocks run as an update):
+    // recorded here instead, with the values it would check.
+    const preflights: object[] = [];
+    jest.doMock("../../program/hostKeyCheck", () => ({
+        verifiedHostKey: (t: Record<string, pulumi.Input<unknown>>, text: { pinnedBy: string }) =>
+            pulumi.all([t.host, t.port, t.user, t.hostKey]).apply(([host, port, user, hostKey]) => {
+                preflights.push({ host, port, user, hostKey, pinnedBy: text.pinnedBy });
+            }),
+    }));
     await pulumi.runtime.setMocks(
         {
             newResource: (args) => {
@@ -89,7 +100,8 @@ export async function runProgramUnderMocks(o: MockProgramOptions): Promise<MockP
     // Without an engine, pulumi.log writes "<severity>: [runtime] <message>" to the console.
     const logs: MockProgramResult["logs"] = [];
     const spies = (["log", "warn", "error"] as const).map((method) =>
-        jest.spyOn(console, method).mockImplementation((line: unknown) => {
+        jest.spyOn(console, method).mockImplementation((...args: unknown[]) => {
+            const line = args[0];
             const m = /^(\w+): \[runtime\] ([\s\S]*)$/.exec(String(line));
             logs.push(m ? { severity: m[1], message: m[2] } : { severity: method, message: String(line) });
         }),
@@ -112,7 +124,7 @@ export async function runProgramUnderMocks(o: MockProgramOptions): Promise<MockP
     // while (the mock monitor is in-process, so a quiet second means the program is done).
     await untilQuiet(() => registrations.length);
     spies.forEach((spy) => spy.mockRestore());
-    return { registrations, outputs, logs, error };
+    return { registrations, outputs, logs, error, preflights };
 }
 
 /** Resolves an output of the program (under mocks every value is known). */

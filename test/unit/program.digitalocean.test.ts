@@ -9,6 +9,7 @@ import { SHOP_SECRET_KEYS, shopConfig } from "./shopConfig";
 
 let registrations: Registration[] = [];
 let outputs: Record<string, any> = {};
+let preflights: object[] = [];
 
 beforeAll(async () => {
     const run = await runProgramUnderMocks({
@@ -34,7 +35,7 @@ beforeAll(async () => {
         secretKeys: SHOP_SECRET_KEYS,
     });
     expect(run.error).toBeUndefined();
-    ({ registrations, outputs } = run);
+    ({ registrations, outputs, preflights } = run);
 });
 
 const byType = (type: string) => registrations.filter((r) => r.type === `digitalocean:index/${type}`);
@@ -100,4 +101,10 @@ test("outputs for `npm run restore`: the pinned host key, and the generated depl
     expect(await value(outputs.sshHostPublicKey)).toBe("ssh-ed25519 AAAAvm-host-key");
     expect(await value(outputs.deployPrivateKey)).toBe("PRIVATE-vm-deploy-key");
     expect(await (pulumi.output(outputs.deployPrivateKey) as any).isSecret).toBe(true);
+});
+
+test("the host key check waits for the droplet's address (the reserved IP) and pins the generated host key", () => {
+    expect(preflights).toEqual([
+        { host: "198.51.100.7", port: 22, user: "deploy", hostKey: "ssh-ed25519 AAAAvm-host-key", pinnedBy: "the stack's generated host key (output sshHostPublicKey)" },
+    ]);
 });

@@ -9,11 +9,12 @@ import { CANARY_KEY, CANARY_STRIPE, HOST_KEY, SHOP_SECRET_KEYS, shopConfig } fro
 
 let registrations: Registration[] = [];
 let outputs: Record<string, any> = {};
+let preflights: object[] = [];
 
 beforeAll(async () => {
     const run = await runProgramUnderMocks({ stack: "unit", config: shopConfig(), secretKeys: SHOP_SECRET_KEYS });
     expect(run.error).toBeUndefined();
-    ({ registrations, outputs } = run);
+    ({ registrations, outputs, preflights } = run);
 });
 
 const byName = (name: string) => {
@@ -74,9 +75,10 @@ test("one component per concern, children parented to them; what runs on the VM 
 
 test("the loopback proxy by default: its Caddyfile reaches the web service and is installed before the release", () => {
     expect(registrations.filter((r) => r.type.startsWith("tls:"))).toEqual([]);
-    const files = JSON.stringify(byName("proxy-files").object);
-    expect(files).toContain("reverse_proxy api:8000 {");
-    expect(files).not.toMatch(/:443|tls /);
+    const files = byName("proxy-files").object;
+    // The Caddyfile is in the command line (not secret): preview --diff shows its change.
+    expect(files.create).toMatch(/ --caddyfile '# Rendered by onevm[^']*\nhttp:\/\/:8080 {\n\treverse_proxy api:8000 {/);
+    expect(files.create).not.toMatch(/:443|tls /);
     expect(byName("release").dependencies).toContain(urnOf("proxy-files"));
 });
 
@@ -86,7 +88,28 @@ test("every connection is secret, pins the host key, and keeps previous output o
         expect(reveal(c.object.connection)).toMatchObject({ host: "127.0.0.1", port: 2222, user: "deploy", hostKey: HOST_KEY });
         expect(reveal(c.object.connection).privateKey).toBe(CANARY_KEY);
         expect(c.object.addPreviousOutputInEnv).toBe(false);
+        // sshd accepts only LANG/LC_* (AcceptEnv): the command provider fails on any other variable.
+        expect(c.object.environment).toBeUndefined();
     }
+});
+
+test("uploads are re-done on another machine (the provider only updates a changed connection); nothing that deletes is ever replaced", () => {
+    for (const c of registrations.filter((r) => r.type === "command:remote:CopyToRemote")) {
+        expect(c.object.triggers).toEqual(["127.0.0.1", HOST_KEY]);
+    }
+    // A replacement creates the new resource, then runs the old one's delete: uninstall, rm shared/tls...
+    for (const c of registrations.filter((r) => r.type === "command:remote:Command" && r.object.delete)) {
+        expect([c.name, c.object.triggers]).toEqual([c.name, undefined]);
+    }
+});
+
+test("the host key is checked before any remote command: every connection waits on the pre-flight", () => {
+    expect(preflights).toEqual([{ host: "127.0.0.1", port: 2222, user: "deploy", hostKey: HOST_KEY, pinnedBy: "onevm:hostPublicKey" }]);
+});
+
+test("the bootstrap re-runs when onevm's scripts change: their hash is in its command", () => {
+    expect(byName("host-bootstrap").object.create).toMatch(/^sudo -n \/opt\/shop\/bin\/bootstrap-host.sh --app shop --user deploy --tools [0-9a-f]{64}$/);
+    expect(byName("host-bootstrap").object.create).toContain(byName("host-tools").object.create.match(/tools\/([0-9a-f]{64})/)[1]);
 });
 
 test("canaries: secret values appear only inside secret-wrapped inputs", () => {

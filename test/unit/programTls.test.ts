@@ -89,7 +89,7 @@ test("private keys are secret everywhere; the key reaches the VM only inside the
     expect(leaks).toEqual([]);
     const files = byName("proxy-files").object;
     expect(isSecret(files.stdin)).toBe(true);
-    expect(files.create).toBe("sudo -n /opt/shop/bin/install-tls.sh --app-dir /opt/shop");
+    expect(files.create).toMatch(/^sudo -n \/opt\/shop\/bin\/install-tls.sh --app-dir \/opt\/shop --caddyfile '/);
     expect(files.create).not.toContain(KEY_CANARY);
     const archive = untar(reveal(files.stdin));
     expect(Object.keys(archive).sort()).toEqual(["Caddyfile", "cert.pem", "key.pem"]);
@@ -97,8 +97,10 @@ test("private keys are secret everywhere; the key reaches the VM only inside the
     // The chain: server certificate, then the CA.
     expect(archive["cert.pem"]).toBe("-----BEGIN CERTIFICATE-----\nproxy-server\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nproxy-ca\n-----END CERTIFICATE-----\n");
     expect(archive.Caddyfile).toContain("default_sni shop.onevm.test");
-    // The Caddyfile also rides in the environment, unencrypted, so preview --diff shows it.
-    expect(files.environment.ONEVM_CADDYFILE).toBe(archive.Caddyfile);
+    // The Caddyfile also rides in the command line, unencrypted, so preview --diff shows it;
+    // no value travels in the environment (sshd refuses it: AcceptEnv).
+    expect(files.create).toBe(`sudo -n /opt/shop/bin/install-tls.sh --app-dir /opt/shop --caddyfile '${archive.Caddyfile}'`);
+    expect(files.environment).toBeUndefined();
 });
 
 test("the files go up after the host bootstrap and before the release starts", () => {

@@ -217,9 +217,10 @@ describe("remote command lines", () => {
         expect(writeEnvCommand("bot")).toBe("/opt/bot/bin/write-env.sh --app-dir /opt/bot");
     });
 
-    test("tools: bin switches atomically to the uploaded content-addressed dir", () => {
+    test("tools: the uploaded content-addressed dir's scripts made executable (sftp sets no mode), then bin switches atomically", () => {
         expect(switchToolsCommand("bot", "abc123")).toBe(
-            "ln -sfn tools/abc123 /opt/bot/.bin.tmp && mv -T /opt/bot/.bin.tmp /opt/bot/bin && " +
+            "find /opt/bot/tools/abc123 -type f -name '*.sh' -exec chmod 0755 {} + && " +
+                "ln -sfn tools/abc123 /opt/bot/.bin.tmp && mv -T /opt/bot/.bin.tmp /opt/bot/bin && " +
                 "find /opt/bot/tools -mindepth 1 -maxdepth 1 ! -name abc123 -exec rm -rf {} +",
         );
     });

@@ -82,7 +82,7 @@ describe("Caddyfile", () => {
 });
 
 test("install-tls runs as root from the scripts dir (the key goes on stdin), removal is a plain rm", () => {
-    expect(installTlsCommand("bot")).toBe("sudo -n /opt/bot/bin/install-tls.sh --app-dir /opt/bot");
+    expect(installTlsCommand("bot", "{\n}\n")).toBe("sudo -n /opt/bot/bin/install-tls.sh --app-dir /opt/bot --caddyfile '{\n}\n'");
     expect(removeTlsCommand("bot")).toBe("sudo -n rm -rf -- /opt/bot/shared/tls");
 });
 
