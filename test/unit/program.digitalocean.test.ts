@@ -94,10 +94,10 @@ test("remote commands wait for cloud-init and for the volume; compose keeps the 
     expect(registrations.find((r) => r.name === "host")!.dependencies).toContain(attachmentUrn);
     const activate = registrations.find((r) => r.name === "release-activate")!;
     expect(parse(activate.object.triggers[1]).volumes.pgdata.driver_opts).toEqual({ type: "none", o: "bind", device: "/mnt/shop-data/pgdata" });
-    expect(registrations.find((r) => r.name === "host-bootstrap")!.object.create).toBe("sudo -n /opt/shop/bin/bootstrap-host.sh --app shop --user deploy --data-dir /mnt/shop-data/pgdata");
+    expect(registrations.find((r) => r.name === "host-bootstrap")!.object.create).toMatch(/^sudo -n \/opt\/shop\/bin\/bootstrap-host.sh --app shop --user deploy --tools [0-9a-f]{64} --data-dir \/mnt\/shop-data\/pgdata$/);
 });
 
-test("outputs for `npm run restore`: the pinned host key, and the generated deploy key as a secret", async () => {
+test("outputs for `npm run onevm`: the pinned host key, and the generated deploy key as a secret", async () => {
     expect(await value(outputs.sshHostPublicKey)).toBe("ssh-ed25519 AAAAvm-host-key");
     expect(await value(outputs.deployPrivateKey)).toBe("PRIVATE-vm-deploy-key");
     expect(await (pulumi.output(outputs.deployPrivateKey) as any).isSecret).toBe(true);
