@@ -4,12 +4,13 @@
  * is decided and rendered (lib/, pure), then the VM and what runs on it are declared
  * (components/). Nothing is registered against the VM before every check has passed.
  */
+import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { releaseContent } from "./lib/app";
 import { OnevmConfig } from "./lib/config";
 import { checkPolicy } from "./lib/policy";
-import { recordRelease } from "./lib/releaseGuard";
+import { recordedDigests, recordRelease } from "./lib/releaseGuard";
 import { bundleBase64, envKeys, renderRelease } from "./lib/release";
 import { stackIdentity } from "./lib/remote";
 import { dataMount } from "./lib/render/cloudInit";
@@ -26,6 +27,8 @@ import { imageArchivePaths, VM_ENGINE_DIR, vmEngineHash } from "./program/artifa
 import { checkWithDockerCompose } from "./program/composeCheck";
 import { verifiedHostKey } from "./program/hostKeyCheck";
 import { loadConfig, loadConfiguredApp, planRelease, previousOutputs, refuse } from "./program/load";
+import { pinnedImages, planImagePinning } from "./program/releaseImages";
+import { AppImages } from "./components/appImages";
 import { connectionAfter, VmConnection } from "./components/connection";
 import { DigitalOceanVm } from "./components/droplet";
 import { ExistingHost } from "./components/existingHost";
@@ -119,12 +122,39 @@ export = async () => {
                   : { pinnedBy: "onevm:hostPublicKey", remedy: "If the VM was rebuilt, verify the new key out of band and set onevm:hostPublicKey." },
           )
         : undefined;
+    // registry transport: every image pinned to a digest (recorded for a known release ID,
+    // else built and pushed, or looked up); during `up` the registry must accept
+    // onevm:registry's credentials before any build and any remote command.
+    const registry = cfg.registry && { ...cfg.registry, password: cfg.secrets.registryPassword ?? "" };
+    const pinning =
+        deploysOnVm && cfg.imageTransport === "registry"
+            ? planImagePinning({ model, images: release.images, recorded: recordedDigests(previous, cfg.releaseId, model.releaseHash), registry })
+            : undefined;
+    const built =
+        pinning && pinning.builds.length > 0 && registry
+            ? new AppImages("images", {
+                  builds: pinning.builds,
+                  composeDir: path.posix.dirname(cfg.appDescription.composeFile),
+                  registry: { server: registry.server, username: registry.username, password: pulumi.secret(registry.password) },
+                  after: pinning.gate.ready,
+              })
+            : undefined;
+    const pins = pinning && pinnedImages(pinning, built?.repoDigests);
+
     const vmReady = vm instanceof DigitalOceanVm ? vm.ready : [];
-    const deployment = deploysOnVm ? deployOnVm(cfg, app, connectionAfter(hostKeyVerified, vm.connection), vmReady, vm.address, release, model, dataDir) : undefined;
+    const gate = pulumi.all([hostKeyVerified, pins?.ready]);
+    const deployment = deploysOnVm ? deployOnVm(cfg, app, connectionAfter(gate, vm.connection), vmReady, vm.address, release, model, dataDir, pins?.lock) : undefined;
     const activated = deployment?.activated;
-    const record = activated?.apply(() =>
-        recordRelease(previous.releases, cfg.releaseId, { hash: model.releaseHash, content: releaseContent(model) }, cfg.keepReleases + 2),
-    );
+    const record = activated
+        ? pulumi.all([activated, pins?.pinnedByRef]).apply(([, digests]) =>
+              recordRelease(
+                  previous.releases,
+                  cfg.releaseId,
+                  { hash: model.releaseHash, content: releaseContent(model), ...(digests ? { digests } : {}) },
+                  cfg.keepReleases + 2,
+              ),
+          )
+        : undefined;
     const port = target.kind === "existing" ? target.port : 22;
     const alias = sshHostAlias(app, pulumi.getStack());
     return {
@@ -142,6 +172,8 @@ export = async () => {
         deployPrivateKey: target.kind === "digitalocean" && !target.deployPublicKey ? pulumi.secret(vm.connection.privateKey) : "",
         app,
         images: release.images,
+        /** registry transport: the digest each service runs (releases/<id>/images.lock). */
+        pinnedImages: pins?.lock ?? {},
         // Recorded only once the activation succeeded: after a failed release the stack keeps
         // naming the release the VM is really on, which the next deploy's decision starts from.
         releaseId: activated?.apply(() => cfg.releaseId),
@@ -166,6 +198,7 @@ function deployOnVm(
     release: ReturnType<typeof renderRelease>,
     model: ReturnType<typeof loadConfiguredApp>,
     dataDir: string | undefined,
+    imagesLock: pulumi.Output<Record<string, string>> | undefined,
 ): VmDeployment {
     const target = cfg.target;
     const database = model.database;
@@ -221,7 +254,9 @@ function deployOnVm(
             contentHash: release.contentHash,
             releaseHash: release.releaseHash,
             imageArchives: cfg.imageTransport === "archive" ? imageArchivePaths(Object.values(release.images), cfg.imageArchiveDir) : [],
+            imagesLock,
         },
+        registry: cfg.registry && { ...cfg.registry, password: pulumi.secret(cfg.secrets.registryPassword ?? "") },
         offsiteFilesJson:
             offsiteSsh || offsiteS3
                 ? pulumi.secret(

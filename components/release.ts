@@ -2,7 +2,7 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { ImageArchive } from "../lib/images";
-import { activateCommand, ActivateOptions, installReleaseCommand } from "../lib/remote";
+import { activateCommand, ActivateOptions, installReleaseCommand, pinImagesCommand } from "../lib/remote";
 import { vmPaths } from "../lib/render/paths";
 import { commandConnection, onAnotherMachine, remoteDefaults, secretOutputs, VmConnection } from "./connection";
 
@@ -21,6 +21,8 @@ export interface ReleaseArgs {
     readonly imageArchives: ImageArchive[];
     /** Hash of shared/.env (secret): a change restarts the services whose environment changed. */
     readonly envHash: pulumi.Input<string>;
+    /** registry transport: service -> digest-pinned image (releases/<id>/images.lock). */
+    readonly imagesLock?: pulumi.Input<Record<string, string>>;
 }
 
 /**
@@ -63,6 +65,17 @@ export class Release extends pulumi.ComponentResource {
             { parent: this, ...secretOutputs },
         );
 
+        // The digests each service runs: activation pulls exactly these and tags them as the
+        // compose file's references, so a tag moved later changes nothing this release runs.
+        const lock =
+            args.imagesLock === undefined
+                ? undefined
+                : new command.remote.Command(
+                      `${name}-images-lock`,
+                      { ...remoteDefaults, connection, create: pulumi.output(args.imagesLock).apply((l) => pinImagesCommand(app, this.releaseId, l)) },
+                      { parent: this, dependsOn: [bundle], ...secretOutputs },
+                  );
+
         this.activation = new command.remote.Command(
             `${name}-activate`,
             {
@@ -70,9 +83,14 @@ export class Release extends pulumi.ComponentResource {
                 connection,
                 create: activateCommand(args.activation),
                 // Any of these changing means a new activation; the previous one has nothing to undo.
-                triggers: [this.releaseId, args.composeText, pulumi.secret(args.envHash)],
+                triggers: [
+                    this.releaseId,
+                    args.composeText,
+                    pulumi.secret(args.envHash),
+                    ...(args.imagesLock === undefined ? [] : [pulumi.output(args.imagesLock).apply((l) => JSON.stringify(l))]),
+                ],
             },
-            { parent: this, dependsOn: [bundle, ...images], ...secretOutputs },
+            { parent: this, dependsOn: [bundle, ...images, ...(lock ? [lock] : [])], ...secretOutputs },
         );
         this.registerOutputs({ releaseId: this.releaseId });
     }

@@ -7,6 +7,7 @@ import { VmConnection } from "./connection";
 import { HostSetup } from "./hostSetup";
 import { OffsiteTargets } from "./offsiteTargets";
 import { Proxy } from "./proxy";
+import { RegistryLogin } from "./registryLogin";
 import { Release } from "./release";
 import { SecretsFile } from "./secretsFile";
 import { SystemdUnit } from "./systemdUnit";
@@ -51,15 +52,19 @@ export interface VmDeploymentArgs {
         contentHash: string;
         releaseHash: string;
         imageArchives: ImageArchive[];
+        /** registry transport: service -> digest-pinned image (releases/<id>/images.lock). */
+        imagesLock?: pulumi.Input<Record<string, string>>;
     };
+    /** onevm:registry: the VM's Docker logs in to it before pulling (password secret, stdin only). */
+    readonly registry?: { server: string; username: string; caCertificate?: string; password: pulumi.Input<string> };
     /** The files of shared/offsite (secret); absent: no off-host targets. */
     readonly offsiteFilesJson?: pulumi.Input<string>;
 }
 
 /**
  * Everything onevm runs on the VM: the host's foundations, the proxy's files, the
- * secrets, the release and its activation, the systemd unit, the backup cron entry and
- * the off-host backup targets, in that order of dependency.
+ * secrets, the registry login, the release and its activation, the systemd unit, the
+ * backup cron entry and the off-host backup targets, in that order of dependency.
  */
 export class VmDeployment extends pulumi.ComponentResource {
     /** The activation command: done when the release runs and passed its health gate. */
@@ -105,6 +110,10 @@ export class VmDeployment extends pulumi.ComponentResource {
             { ...child(), dependsOn: [host.ready] },
         );
 
+        const login = args.registry
+            ? new RegistryLogin("registry", { connection, app: args.app, ...args.registry }, { parent: this, dependsOn: [host.ready] })
+            : undefined;
+
         const release = new Release(
             "release",
             {
@@ -116,8 +125,9 @@ export class VmDeployment extends pulumi.ComponentResource {
                 releaseHash: args.release.releaseHash,
                 imageArchives: args.release.imageArchives,
                 envHash: secrets.envHash,
+                imagesLock: args.release.imagesLock,
             },
-            { ...child(), dependsOn: [host.ready, secrets.written, ...(proxy ? [proxy.installed] : [])] },
+            { ...child(), dependsOn: [host.ready, secrets.written, ...(proxy ? [proxy.installed] : []), ...(login ? [login.loggedIn] : [])] },
         );
 
         new SystemdUnit("unit", { connection, app: args.app, unitName: args.unitName, unitText: args.unitText }, { ...child(), dependsOn: [release] });

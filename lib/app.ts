@@ -5,6 +5,7 @@
  */
 import { createHash } from "crypto";
 import { parseDocument } from "yaml";
+import { BuildGroup, buildIdentity, ContextDigest, Env, groupBuilds, parseBuild } from "./builds";
 import { ConfigError, DatabaseRole, NAMESPACE, OnevmConfig, WebRole } from "./config";
 import * as v from "./validate";
 
@@ -54,7 +55,15 @@ export interface AppModel {
     /** Secret env keys -> services that read them. */
     secrets: Record<string, string[]>;
     files: AppFile[];
-    /** The release's identity: sha256 over the Compose document, the images and the files. */
+    /**
+     * The images onevm builds for this release (services with `build:` and no onevm:images
+     * entry, with onevm:registry): one per distinct build. Empty for a release deployed
+     * again from the stack's record: its images were built and pushed then.
+     */
+    builds: BuildGroup[];
+    /** Built service -> its build's identity (part of the release's identity). */
+    buildIdentities: Record<string, string>;
+    /** The release's identity: sha256 over the Compose document, the images, the files and the builds. */
     releaseHash: string;
 }
 
@@ -64,6 +73,24 @@ export interface ReleaseContent {
     compose: string;
     images: Record<string, string>;
     files: AppFile[];
+    /** Built service -> build identity: what its image was built from (absent: nothing built). */
+    builds?: Record<string, string>;
+}
+
+/** What the deploying machine gives a release's builds. */
+export interface BuildHost {
+    /** The environment `pulumi up` runs in: build args interpolate from it, as Compose's do. */
+    env: Env;
+    /** Reads a build context (paths relative to the Compose file's directory); undefined: no such directory or Dockerfile. */
+    contextDigest(context: string, dockerfile: string): ContextDigest | undefined;
+}
+
+/** Where the app comes from: the Compose file, or an earlier release's record (its images and builds). */
+export interface AppSource {
+    file: string;
+    doc: ComposeDoc;
+    images?: Record<string, string>;
+    builds?: Record<string, string>;
 }
 
 /** Reads a file next to the Compose file (relative path); undefined when it is not a regular file. */
@@ -96,7 +123,7 @@ export function parseCompose(text: string, file: string): { doc?: ComposeDoc; pr
  * release's record when rolling back) checked against the config. Throws one ConfigError
  * with every problem.
  */
-export function describeApp(cfg: OnevmConfig, source: { file: string; doc: ComposeDoc; images?: Record<string, string> }, readFile: FileReader): AppModel {
+export function describeApp(cfg: OnevmConfig, source: AppSource, readFile: FileReader, buildHost?: BuildHost): AppModel {
     const p: string[] = [];
     const file = source.file;
     const d = cfg.appDescription;
@@ -128,10 +155,27 @@ export function describeApp(cfg: OnevmConfig, source: { file: string; doc: Compo
     const images: Record<string, string> = {};
     const configured = source.images ?? d.images;
     for (const svc of Object.keys(configured)) known(svc, `images.${svc}`);
+    // With a registry, onevm builds what the Compose file builds and onevm:images does not name.
+    const registry = cfg.imageTransport === "registry" ? cfg.registry : undefined;
+    const toBuild: Record<string, { spec: NonNullable<ReturnType<typeof parseBuild>>; identity: string }> = {};
     for (const [name, svc] of Object.entries(services)) {
+        if (configured[name] === undefined && svc.build !== undefined && source.images === undefined && registry && buildHost) {
+            const spec = parseBuild(name, svc.build, svc.platform, buildHost.env, file, p);
+            const digest = spec && buildHost.contextDigest(spec.context, spec.dockerfile);
+            if (spec && !digest) {
+                p.push(`${file}: services.${name}.build: the context ${JSON.stringify(spec.context)} is not a directory holding its Dockerfile ${JSON.stringify(spec.dockerfile)} (paths are relative to the Compose file)`);
+            } else if (spec && digest) {
+                toBuild[name] = { spec, identity: buildIdentity(spec, digest) };
+            }
+            continue;
+        }
         const ref = configured[name] ?? svc.image;
         if (ref === undefined) {
-            p.push(`${file}: services.${name} has no image: set ${NAMESPACE}:images.${name} (the VM never builds)`);
+            p.push(
+                svc.build !== undefined && cfg.imageTransport === "registry"
+                    ? `${file}: services.${name} is built from its build: section, and nothing says where its image goes: set ${NAMESPACE}:registry (and ${NAMESPACE}:registryPassword) so onevm builds it and pushes it there, or set ${NAMESPACE}:images.${name} to an image built elsewhere`
+                    : `${file}: services.${name} has no image: set ${NAMESPACE}:images.${name} (the VM never builds)`,
+            );
             continue;
         }
         const problem = v.imageRef(String(ref));
@@ -181,16 +225,27 @@ export function describeApp(cfg: OnevmConfig, source: { file: string; doc: Compo
     if (p.length > 0) {
         throw new ConfigError(p);
     }
-    const content: ReleaseContent = { compose: canonicalJson(compose), images, files };
+    const builds = registry ? groupBuilds(toBuild, { server: registry.server, namespace: registry.namespace ?? app! }, cfg.releaseId) : [];
+    const buildIdentities: Record<string, string> = { ...(source.builds ?? {}) };
+    for (const group of builds) {
+        for (const service of group.services) {
+            images[service] = group.image;
+            buildIdentities[service] = toBuild[service].identity;
+        }
+    }
+    const sortedImages = Object.fromEntries(Object.keys(services).filter((s) => images[s] !== undefined).map((s) => [s, images[s]]));
+    const content: ReleaseContent = { compose: canonicalJson(compose), images: sortedImages, files, ...(Object.keys(buildIdentities).length > 0 ? { builds: buildIdentities } : {}) };
     return {
         app: app!,
         compose,
-        images,
+        images: sortedImages,
         web: d.web,
         migrate: d.migrate,
         database: d.database,
         secrets: d.secrets,
         files,
+        builds,
+        buildIdentities,
         releaseHash: releaseHash(content),
     };
 }
@@ -321,12 +376,15 @@ function sortKeys(value: unknown): unknown {
     return value;
 }
 
+/** The identity of a release's content; builds count only when there are some (earlier releases' hashes stay valid). */
 export function releaseHash(content: ReleaseContent): string {
     const files = Object.fromEntries(content.files.map((f) => [f.path, createHash("sha256").update(f.content).digest("hex")]));
-    return createHash("sha256").update(canonicalJson({ compose: JSON.parse(content.compose), images: content.images, files })).digest("hex");
+    const builds = content.builds && Object.keys(content.builds).length > 0 ? { builds: content.builds } : {};
+    return createHash("sha256").update(canonicalJson({ compose: JSON.parse(content.compose), images: content.images, files, ...builds })).digest("hex");
 }
 
 /** The content an AppModel's release pins, for the stack's record. */
 export function releaseContent(model: AppModel): ReleaseContent {
-    return { compose: canonicalJson(model.compose), images: model.images, files: model.files };
+    const builds = Object.keys(model.buildIdentities).length > 0 ? { builds: model.buildIdentities } : {};
+    return { compose: canonicalJson(model.compose), images: model.images, files: model.files, ...builds };
 }

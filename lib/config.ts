@@ -139,6 +139,20 @@ export interface OffsiteS3Config {
     prefix?: string;
 }
 
+/**
+ * onevm:registry: the registry onevm pushes the images it builds to and the VM pulls from
+ * with these credentials (the password is onevm:registryPassword, a secret).
+ */
+export interface RegistryConfig {
+    /** host[:port], as image references name it (ghcr.io, registry.digitalocean.com, 10.0.0.5:5000). */
+    server: string;
+    username: string;
+    /** The repository path under server built images are pushed to; undefined: the app name. */
+    namespace?: string;
+    /** PEM of a private CA the registry's TLS certificate chains to. */
+    caCertificate?: string;
+}
+
 export interface OnevmConfig {
     /** onevm:app; undefined: the Compose file's `name:` (lib/app.ts decides). */
     app?: string;
@@ -151,6 +165,8 @@ export interface OnevmConfig {
     imageTransport: (typeof IMAGE_TRANSPORTS)[number];
     /** Where `archive` transport finds `docker save` archives, one per image. */
     imageArchiveDir: string;
+    /** The registry of `registry` transport's private images and of the images onevm builds. */
+    registry?: RegistryConfig;
     healthRetries: number;
     healthIntervalSeconds: number;
     keepReleases: number;
@@ -170,6 +186,8 @@ export interface OnevmConfig {
         offsiteSshPrivateKey?: string;
         offsiteS3AccessKeyId?: string;
         offsiteS3SecretAccessKey?: string;
+        /** onevm:registryPassword: the registry's password or access token. */
+        registryPassword?: string;
     };
 }
 
@@ -205,6 +223,13 @@ export const CONFIG_KEYS: Record<string, ConfigKeyDoc> = {
     releaseId: { group: "release", doc: "The release to run (required). A new ID deploys the configured images and Compose file; an earlier one rolls back to exactly what that release ran." },
     imageTransport: { group: "release", doc: "`registry` (the VM pulls) or `archive` (onevm uploads `docker save` archives).", default: "`registry`" },
     imageArchiveDir: { group: "release", doc: "archive transport: directory with <name>_<tag>.tar archives and the <archive>.sha256 records beside them.", default: "`build/images`" },
+    registry: {
+        group: "release",
+        doc:
+            "registry transport: the container registry onevm pushes the images it builds to and the VM logs in to and pulls from (docs/registry.md): object {server (host[:port], e.g. ghcr.io), username, namespace (the repository path built images go under, default: the app name; e.g. `your-org/shop` on GHCR, your registry's name on DigitalOcean), caCertificate (PEM of a private CA the registry's TLS certificate chains to)}. " +
+            "Needs onevm:registryPassword. Required when a service has a `build:` section and no onevm:images entry (onevm builds it with @pulumi/docker and pushes `<server>/<namespace>/<service>:<releaseId>`), and when the images are private.",
+    },
+    registryPassword: { group: "release", secret: true, doc: "onevm:registry: the password or access token. It reaches the VM on stdin only (`docker login --password-stdin`); rotating it is `pulumi config set --secret` and `pulumi up`." },
     defaultLimits: { group: "app", doc: "Memory and CPU limits of every service whose Compose file sets none: object {memory, cpus}.", default: "`{memory: 512m, cpus: \"1.0\"}`" },
     limits: { group: "app", doc: "Per-service limits over the Compose file's and the defaults: object {service: {memory, cpus}}." },
     logMaxSize: { group: "app", doc: "json-file log rotation of services whose Compose file sets no `logging:`: size of one file.", default: "`10m`" },
@@ -360,6 +385,18 @@ export function parseConfig(read: ConfigReader, options: ParseOptions = {}): One
 
     const appDescription = parseAppDescription(r, app);
     const appEnv = readSecretValues(read, appDescription.secrets, p, options.isSecret);
+    const imageTransport = r.str("imageTransport", { def: "registry", rule: v.oneOf(IMAGE_TRANSPORTS) }) as OnevmConfig["imageTransport"];
+    const registry = parseRegistry(r);
+    if (registry && imageTransport !== "registry") {
+        p.push(`${NAMESPACE}:registry is used by imageTransport registry only (${NAMESPACE}:imageTransport is ${imageTransport}): remove it, or set ${NAMESPACE}:imageTransport registry`);
+    }
+    const registryPassword = r.str("registryPassword", { rule: registrySecret, required: registry !== undefined });
+    if (registryPassword !== undefined && r.raw("registry") === undefined) {
+        p.push(`${NAMESPACE}:registryPassword is set but ${NAMESPACE}:registry is not: set the registry (server, username) or remove the key`);
+    }
+    if (registryPassword !== undefined && options.isSecret && !options.isSecret(`${NAMESPACE}:registryPassword`)) {
+        p.push(`${NAMESPACE}:registryPassword is stored in plain text: set it again with \`pulumi config set --secret ${NAMESPACE}:registryPassword <value>\``);
+    }
 
     const config: OnevmConfig = {
         app,
@@ -368,8 +405,9 @@ export function parseConfig(read: ConfigReader, options: ParseOptions = {}): One
         proxy,
         releaseId: r.str("releaseId", { rule: v.releaseId, required: true }) ?? "",
         appDescription,
-        imageTransport: r.str("imageTransport", { def: "registry", rule: v.oneOf(IMAGE_TRANSPORTS) }) as OnevmConfig["imageTransport"],
+        imageTransport,
         imageArchiveDir: r.str("imageArchiveDir", { def: "build/images" })!,
+        registry,
         healthRetries: r.int("healthRetries", 60, v.intBetween(1, 600)),
         healthIntervalSeconds: r.int("healthIntervalSeconds", 1, v.intBetween(1, 60)),
         keepReleases: r.int("keepReleases", 5, v.intBetween(2, 100)),
@@ -385,6 +423,7 @@ export function parseConfig(read: ConfigReader, options: ParseOptions = {}): One
             offsiteSshPrivateKey: r.str("offsiteSshPrivateKey", { rule: v.sshPrivateKey, required: r.raw("offsiteSsh") !== undefined }),
             offsiteS3AccessKeyId: r.str("offsiteS3AccessKeyId", { rule: s3AccessKeyId, required: r.raw("offsiteS3") !== undefined }),
             offsiteS3SecretAccessKey: r.str("offsiteS3SecretAccessKey", { rule: s3SecretKey, required: r.raw("offsiteS3") !== undefined }),
+            registryPassword,
         },
     };
     for (const [secret, dependsOn] of [
@@ -729,6 +768,51 @@ function parseOffsiteSsh(r: Reader): OffsiteSshConfig | undefined {
         hostPublicKey: v.hostKeyLine(field(r, key, o, "hostPublicKey", v.sshPublicKey)),
     };
 }
+
+function parseRegistry(r: Reader): RegistryConfig | undefined {
+    const key = "registry";
+    const o = configObject(r, key, ["server", "username", "namespace", "caCertificate"]);
+    if (!o) {
+        return undefined;
+    }
+    const namespace = o.namespace === undefined ? undefined : field(r, key, o, "namespace", registryNamespace);
+    const ca = o.caCertificate === undefined ? undefined : field(r, key, o, "caCertificate", pemCertificate);
+    return {
+        server: field(r, key, o, "server", registryServer),
+        username: field(r, key, o, "username", registryUsername),
+        ...(namespace ? { namespace } : {}),
+        ...(ca ? { caCertificate: ca.trim() + "\n" } : {}),
+    };
+}
+
+/** host[:port] as an image reference's first component names a registry (lowercase, no scheme or path). */
+export const registryServer: v.Rule<string> = (x) => {
+    const m = /^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?)(?::(\d{1,5}))?$/.exec(x);
+    if (!m || (m[3] !== undefined && v.port(Number(m[3])) !== undefined)) {
+        return "must be the registry's host[:port] as image references name it, e.g. ghcr.io or 10.0.0.5:5000 (lowercase, no scheme or path)";
+    }
+    if (!m[1].includes(".") && m[3] === undefined && m[1] !== "localhost") {
+        return "must contain a '.' or a port (Docker reads a bare name as a Docker Hub namespace)";
+    }
+    return undefined;
+};
+
+const registryUsername: v.Rule<string> = (x) =>
+    /^[\x21-\x7e]{1,256}$/.test(x) && !x.includes(":") ? undefined : "must be 1-256 printable characters without spaces or ':'";
+
+/** Repository path components of the distribution spec. */
+const registryNamespace: v.Rule<string> = (x) =>
+    /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(x) && x.length <= 200
+        ? undefined
+        : "must be a repository path such as my-org/shop (lowercase letters, digits, '.', '_', '-', separated by '/')";
+
+const pemCertificate: v.Rule<string> = (x) =>
+    /-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/.test(x) && !x.includes("PRIVATE KEY")
+        ? undefined
+        : "must be a PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----), the CA only";
+
+const registrySecret: v.Rule<string> = (x) =>
+    /^[^\0\r\n]{1,4096}$/.test(x) ? undefined : "must be one line of at most 4096 characters";
 
 function parseOffsiteS3(r: Reader): OffsiteS3Config | undefined {
     const key = "offsiteS3";

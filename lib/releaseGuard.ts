@@ -10,6 +10,12 @@ import { ReleaseContent } from "./app";
 export interface ReleaseRecordEntry {
     hash: string;
     content?: ReleaseContent;
+    /**
+     * registry transport: each image reference of the release -> the digest-pinned
+     * reference it ran (repository@sha256:...). Kept as long as the ID is recorded: a
+     * moved tag never changes what this release ID runs, and a rollback pulls the same bytes.
+     */
+    digests?: Record<string, string>;
 }
 
 export interface PreviousOutputs {
@@ -92,7 +98,8 @@ export function decideRelease(prev: PreviousOutputs | undefined, releaseId: stri
 
 /**
  * The record after deploying releaseId: its entry moves to the end (deploy order), and
- * only the newest `keepContent` entries keep their content (older IDs stay immutable by hash).
+ * only the newest `keepContent` entries keep their content (older IDs stay immutable by
+ * hash, and keep their pinned digests).
  */
 export function recordRelease(
     releases: PreviousOutputs["releases"],
@@ -105,8 +112,18 @@ export function recordRelease(
     const firstWithContent = ordered.length - keepContent;
     return Object.fromEntries(
         ordered.map(([id, e], i) => {
-            const hash = typeof e === "string" ? e : e.hash;
-            return [id, i >= firstWithContent && typeof e !== "string" && e.content ? { hash, content: e.content } : { hash }];
+            if (typeof e === "string") return [id, { hash: e }];
+            const digests = e.digests && Object.keys(e.digests).length > 0 ? { digests: e.digests } : {};
+            return [id, i >= firstWithContent && e.content ? { hash: e.hash, content: e.content, ...digests } : { hash: e.hash, ...digests }];
         }),
     );
+}
+
+/**
+ * The digests this stack recorded for releaseId when it deployed it, if the release it
+ * describes now has the same identity (`hash`): image reference -> pinned reference.
+ */
+export function recordedDigests(prev: PreviousOutputs | undefined, releaseId: string, hash: string): Record<string, string> {
+    const entry = prev?.releases?.[releaseId];
+    return typeof entry === "object" && entry.hash === hash && entry.digests ? { ...entry.digests } : {};
 }

@@ -201,3 +201,36 @@ export function installOffsiteCommand(app: string): string {
 export function removeOffsiteCommand(app: string): string {
     return script(app, "install-offsite.sh", ["--remove", "--app-dir", vmPaths(app).root]);
 }
+
+export interface RegistryLoginOptions {
+    server: string;
+    username: string;
+    /** PEM of the registry's private CA: installed as /etc/docker/certs.d/<server>/ca.crt. */
+    caCertificate?: string;
+}
+
+/**
+ * Logs the deploy user's Docker in to the registry (`docker login --password-stdin`; the
+ * password arrives on stdin only), after installing its CA when one is given. Server,
+ * user and CA are not secret: `pulumi preview --diff` shows them change.
+ */
+export function registryLoginCommand(app: string, o: RegistryLoginOptions): string {
+    return script(app, "registry-login.sh", ["--app-dir", vmPaths(app).root, "--server", o.server, "--username", o.username, ...(o.caCertificate ? ["--ca-certificate", o.caCertificate] : [])]);
+}
+
+/** The login's `delete`: docker logout, and the CA removed when it is still the one installed. */
+export function registryLogoutCommand(app: string, o: RegistryLoginOptions): string {
+    return script(app, "registry-login.sh", ["--app-dir", vmPaths(app).root, "--logout", "--server", o.server, ...(o.caCertificate ? ["--ca-certificate", o.caCertificate] : [])]);
+}
+
+/**
+ * Writes releases/<id>/images.lock: each service's digest-pinned image, which activation
+ * pulls, verifies and tags as the compose file's reference. The digests are in the
+ * command line (not secret), so `pulumi preview --diff` shows a changed pin.
+ */
+export function pinImagesCommand(app: string, releaseId: string, lock: Record<string, string>): string {
+    const images = Object.keys(lock)
+        .sort()
+        .flatMap((service) => ["--image", `${service}=${lock[service]}`]);
+    return script(app, "pin-images.sh", ["--app-dir", vmPaths(app).root, "--id", releaseId, ...images]);
+}

@@ -5,10 +5,12 @@
  * no stack trace), and nothing changes anywhere.
  */
 import * as os from "os";
+import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { AppModel, describeApp, releaseContent } from "../lib/app";
 import { ConfigError, NAMESPACE, OnevmConfig, parseConfig } from "../lib/config";
 import { decideRelease, PreviousOutputs, ReleaseDecision, ReleaseIdReusedError } from "../lib/releaseGuard";
+import { contextDigest } from "./buildContext";
 import { readComposeFile } from "./compose";
 
 /** Ends the program with one clean error block. */
@@ -42,11 +44,18 @@ export function loadConfig(): OnevmConfig {
     );
 }
 
-/** The app the config describes: the Compose file from disk with onevm:images. */
+/**
+ * The app the config describes: the Compose file from disk with onevm:images, and the
+ * builds onevm makes (their contexts read here, their args from this environment).
+ */
 export function loadConfiguredApp(cfg: OnevmConfig): AppModel {
     return orRefuse(() => {
         const source = readComposeFile(cfg.appDescription.composeFile);
-        return describeApp(cfg, { file: source.file, doc: source.doc }, source.readFile);
+        const dir = path.dirname(path.resolve(cfg.appDescription.composeFile));
+        return describeApp(cfg, { file: source.file, doc: source.doc }, source.readFile, {
+            env: process.env,
+            contextDigest: (context, dockerfile) => contextDigest(path.resolve(dir, context), path.resolve(dir, context, dockerfile)),
+        });
     });
 }
 
@@ -89,7 +98,7 @@ export function planRelease(cfg: OnevmConfig, configured: AppModel, previous: Pr
         const files = new Map(content.files.map((f) => [f.path, f.content]));
         const model = describeApp(
             cfg,
-            { file: `the Compose file of release ${cfg.releaseId} (recorded)`, doc: JSON.parse(content.compose), images: content.images },
+            { file: `the Compose file of release ${cfg.releaseId} (recorded)`, doc: JSON.parse(content.compose), images: content.images, builds: content.builds },
             (rel) => files.get(rel),
         );
         return { decision, model };

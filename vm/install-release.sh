@@ -28,7 +28,7 @@ An installed RELEASE (with COMPLETE):
     re-applies it). An interrupted re-render is completed by running it again.
   - another release hash: refused (release IDs are immutable), nothing changes
 Bundle members must be regular files or directories with relative paths and no "..";
-a member named .env or COMPLETE is refused.
+a member named .env, COMPLETE or images.lock is refused.
 
 Options:
   --id RELEASE                ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$, no ".."
@@ -110,7 +110,8 @@ unpack() {
   member="$(rel_get "$root" '.release_id')"
   [[ -z "$member" || "$member" == "$id" ]] || die 2 "release.json is for release '$member', not '$id'"
   [[ -f "$root/compose.yaml" ]] || die 2 "the bundle has no compose.yaml"
-  [[ ! -e "$root/.env" && ! -e "$root/COMPLETE" ]] || die 2 "the bundle holds a .env or COMPLETE file (the VM makes those)"
+  [[ ! -e "$root/.env" && ! -e "$root/COMPLETE" && ! -e "$root/images.lock" ]] ||
+    die 2 "the bundle holds a .env, COMPLETE or images.lock file (the VM makes those)"
   chmod 755 -- "$root"
 }
 
@@ -133,7 +134,7 @@ rerender() {
     n=$((n + 1))
   done
   while IFS= read -r -d '' f; do
-    if [[ "$f" != COMPLETE && -z "${bundle[$f]:-}" ]]; then
+    if [[ "$f" != COMPLETE && "$f" != images.lock && -z "${bundle[$f]:-}" ]]; then
       rm -f -- "${dest:?}/$f"
       gone=$((gone + 1))
     fi

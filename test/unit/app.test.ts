@@ -70,9 +70,13 @@ test.each([
     expect(problems(overrides)).toEqual(expect.arrayContaining([expect.stringMatching(message)]));
 });
 
-test("a service without any image is refused: the VM never builds", () => {
-    expect(problems({}, text.replace("    image: registry.example.com/shop/worker:1.4.0\n", "    build: ./worker\n"))).toEqual([
+test("a service without any image is refused: the VM never builds; with registry transport the error names onevm:registry", () => {
+    const built = text.replace("    image: registry.example.com/shop/worker:1.4.0\n", "    build: ./worker\n");
+    expect(problems({ "onevm:imageTransport": "archive" }, built)).toEqual([
         expect.stringMatching(/services.worker has no image: set onevm:images.worker \(the VM never builds\)/),
+    ]);
+    expect(problems({}, built)).toEqual([
+        expect.stringMatching(/services.worker is built from its build: section, and nothing says where its image goes: set onevm:registry \(and onevm:registryPassword\) so onevm builds it .*, or set onevm:images.worker/),
     ]);
 });
 

@@ -48,6 +48,13 @@ export interface MockProgramResult {
     error?: Error;
     /** The host key checks the program asked for (recorded instead of connecting). */
     preflights: object[];
+    /** The registry gates the program asked for (recorded instead of connecting): lookups, whether it is needed, the registry (password included). */
+    registryGates: Array<{ registry?: Record<string, string>; lookups: string[]; needed: boolean }>;
+}
+
+/** The digest the mocked registry serves for a reference: sha256 of the reference itself. */
+export function mockDigest(ref: string): string {
+    return `sha256:${require("crypto").createHash("sha256").update(ref).digest("hex")}`;
 }
 
 export async function runProgramUnderMocks(o: MockProgramOptions): Promise<MockProgramResult> {
@@ -55,6 +62,18 @@ export async function runProgramUnderMocks(o: MockProgramOptions): Promise<MockP
     // The host key pre-flight connects to the VM during `up` (mocks run as an update):
     // recorded here instead, with the values it would check.
     const preflights: object[] = [];
+    // The registry gate asks a registry during `up`: recorded here, each tag "served" at mockDigest(ref).
+    const registryGates: MockProgramResult["registryGates"] = [];
+    jest.doMock("../../program/registry", () => ({
+        registryGate: (g: { registry?: Record<string, string>; lookups: string[]; needed: boolean }) => {
+            registryGates.push(g);
+            const { pinnedRef } = jest.requireActual("../../lib/imageRef");
+            return {
+                ready: pulumi.output(undefined),
+                digests: pulumi.output(Object.fromEntries(g.lookups.map((ref: string) => [ref, pinnedRef(ref, mockDigest(ref))]))),
+            };
+        },
+    }));
     jest.doMock("../../program/hostKeyCheck", () => ({
         verifiedHostKey: (t: Record<string, pulumi.Input<unknown>>, text: { pinnedBy: string }) =>
             pulumi.all([t.host, t.port, t.user, t.hostKey]).apply(([host, port, user, hostKey]) => {
@@ -68,6 +87,8 @@ export async function runProgramUnderMocks(o: MockProgramOptions): Promise<MockP
                     "random:index/randomPassword:RandomPassword": { result: "generated-db-pw" },
                     // The stack's own previous outputs: a first deploy has none.
                     "pulumi:pulumi:StackReference": { outputs: o.previousOutputs ?? {}, secretOutputNames: [] },
+                    // What a push reports: the pushed name at a digest of it.
+                    "docker:index/image:Image": { repoDigest: `${String(args.inputs.imageName).replace(/:[^:/]*$/, "")}@${mockDigest(String(args.inputs.imageName))}` },
                     ...o.computed?.(args),
                 };
                 return { id: o.id?.(args) ?? `${args.name}-id`, state: { ...args.inputs, ...computed[args.type] } };
@@ -124,7 +145,7 @@ export async function runProgramUnderMocks(o: MockProgramOptions): Promise<MockP
     // while (the mock monitor is in-process, so a quiet second means the program is done).
     await untilQuiet(() => registrations.length);
     spies.forEach((spy) => spy.mockRestore());
-    return { registrations, outputs, logs, error, preflights };
+    return { registrations, outputs, logs, error, preflights, registryGates };
 }
 
 /** Resolves an output of the program (under mocks every value is known). */

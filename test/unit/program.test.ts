@@ -64,6 +64,7 @@ test("one component per concern, children parented to them; what runs on the VM 
         "proxy-files",
         "release-activate",
         "release-bundle",
+        "release-images-lock",
         "secrets-db-password",
         "secrets-env",
         "unit-unit",

@@ -289,6 +289,7 @@ run_migrate() {
   local dir="$1" m deps=()
   m="$(rel_role "$dir" migrate)"
   [[ -n "$m" ]] || return 0
+  apply_image_lock "$dir" || log WARN "release $(basename -- "$dir") runs some images not pinned by its images.lock (above)"
   mapfile -t deps < <(compose "$dir" config --format json 2>/dev/null |
     jq -r --arg m "$m" '.services[$m].depends_on // {} | keys[]' 2>/dev/null)
   if ((${#deps[@]} == 0)); then
@@ -302,13 +303,41 @@ run_migrate() {
   run_logged compose "$dir" up --no-deps --no-log-prefix --exit-code-from "$m" "$m" || return 2
 }
 
-# up_release DIR [SERVICE...]: `up -d --remove-orphans` of the release in DIR: of every
-# service but the migrate role's (it runs once per activation or restore, to its exit,
-# before: `up` would start it again), or of the SERVICEs given.
+# apply_image_lock DIR: every service of DIR's images.lock (registry transport) runs its
+# pinned image: the reference release.json names for it is tagged to the pinned image
+# when it points elsewhere (another release tagged it, or a moved tag was pulled); a
+# reference that pins a digest itself needs no tag. Returns 1 when a pinned image is
+# not present (activate.sh pulls them first). No lock: nothing to do.
+apply_image_lock() {
+  local dir="$1" svc pinned ref want have rc=0
+  [[ -f "$dir/images.lock" ]] || return 0
+  while read -r svc pinned; do
+    # shellcheck disable=SC2016  # $s is jq's
+    ref="$(rel_get "$dir" '.images[$s]' --arg s "$svc")"
+    [[ -n "$ref" && "$ref" != *@* ]] || continue
+    if ! want="$(docker image inspect -f '{{.Id}}' "$pinned" 2>/dev/null)"; then
+      log WARN "the pinned image of $svc is not present: $pinned"
+      rc=1
+      continue
+    fi
+    have="$(docker image inspect -f '{{.Id}}' "$ref" 2>/dev/null || true)"
+    if [[ "$have" != "$want" ]]; then
+      docker tag "$pinned" "$ref" || { rc=1; continue; }
+      log INFO "$ref -> $pinned ($svc)"
+    fi
+  done < <(jq -r 'to_entries[] | "\(.key) \(.value)"' "$dir/images.lock" 2>/dev/null)
+  return "$rc"
+}
+
+# up_release DIR [SERVICE...]: `up -d --remove-orphans` of the release in DIR (its
+# images.lock applied first): of every service but the migrate role's (it runs once per
+# activation or restore, to its exit, before: `up` would start it again), or of the
+# SERVICEs given.
 up_release() {
   local dir="$1" m
   shift
   local services=("$@")
+  apply_image_lock "$dir" || log WARN "release $(basename -- "$dir") runs some images not pinned by its images.lock (above)"
   if ((${#services[@]} == 0)); then
     m="$(rel_role "$dir" migrate)"
     mapfile -t services < <(compose "$dir" config --services 2>/dev/null | grep -vxF -e "${m:-}" || true)

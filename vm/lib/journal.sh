@@ -174,15 +174,17 @@ cleanup_leftovers() {
 }
 
 # fingerprint ID: what a stack of release ID started now is made of (release, sha256 of its
-# release.json, which holds its content hash, its compose.yaml and shared/.env). Recorded in
+# release.json, which holds its content hash, its compose.yaml, shared/.env and its
+# images.lock when it has one). Recorded in
 # state/applied after a successful start; a no-op needs it unchanged, so a rotated secret or
 # a release re-rendered in place is applied.
 fingerprint() {
-  local dir
+  local dir lock=""
   dir="$(release_dir "$1")"
-  printf 'release=%s release_json=%s compose=%s env=%s\n' "$1" \
+  [[ ! -f "$dir/images.lock" ]] || lock=" lock=$(sha256sum <"$dir/images.lock" | cut -c1-64)"
+  printf 'release=%s release_json=%s compose=%s env=%s%s\n' "$1" \
     "$(sha256sum <"$dir/release.json" | cut -c1-64)" "$(sha256sum <"$dir/compose.yaml" | cut -c1-64)" \
-    "$(sha256sum <"$APP_DIR/shared/.env" | cut -c1-64)"
+    "$(sha256sum <"$APP_DIR/shared/.env" | cut -c1-64)" "$lock"
 }
 record_applied() {
   fingerprint "$1" | atomic_write "$APP_DIR/state/applied" 644 || log WARN "cannot write state/applied"
