@@ -77,7 +77,7 @@ test("a VM whose host key changed is refused within seconds, naming both keys; n
 
     // Nothing reached the VM: no login, no app dir, no claim.
     expect(acceptedLogins()).toBe(loginsBefore + 1);
-    expect(sshAny("test -e /opt/bot || test -e /var/lib/onevm; echo $?").out.trim()).toBe("1");
+    expect(sshAny("test -e /opt/bot || test -e /var/lib/onevm/owner.lock; echo $?").out.trim()).toBe("1");
     const state = await t.stack.exportStack();
     expect((state.deployment.resources ?? []).filter((r: { type: string }) => r.type.startsWith("command:"))).toEqual([]);
 });

@@ -86,10 +86,10 @@ test("a TlsIngress component owns the CA, the server key, request and certificat
     ]);
 });
 
-test("the CA is a CA; the server certificate names the domain and the VM's IP and is for serverAuth", () => {
-    expect(byName("tls-ca").object).toMatchObject({ isCaCertificate: true, allowedUses: ["certSigning", "crlSigning", "digitalSignature"] });
+test("the CA is a CA; the server certificate names the domain and the VM's IP and is for server_auth (the tls provider's names for key usages)", () => {
+    expect(byName("tls-ca").object).toMatchObject({ isCaCertificate: true, allowedUses: ["cert_signing", "crl_signing", "digital_signature"] });
     expect(byName("tls-server-request").object).toMatchObject({ dnsNames: ["bot.onevm.test"], ipAddresses: ["127.0.0.1"], subject: { commonName: "bot.onevm.test" } });
-    expect(byName("tls-server").object).toMatchObject({ allowedUses: ["digitalSignature", "keyEncipherment", "serverAuth"], validityPeriodHours: 2160, earlyRenewalHours: 720 });
+    expect(byName("tls-server").object).toMatchObject({ allowedUses: ["digital_signature", "key_encipherment", "server_auth"], validityPeriodHours: 2160, earlyRenewalHours: 720 });
     expect(byName("tls-ca-key").object).toMatchObject({ algorithm: "ECDSA", ecdsaCurve: "P256" });
 });
 
