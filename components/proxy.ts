@@ -81,7 +81,7 @@ export class Proxy extends pulumi.ComponentResource {
                 {
                     privateKeyPem: caKey.privateKeyPem,
                     isCaCertificate: true,
-                    allowedUses: ["certSigning", "crlSigning", "digitalSignature"],
+                    allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
                     subject: { commonName: `onevm ${args.app} ingress CA`, organization: "onevm" },
                     validityPeriodHours: 10 * 365 * 24,
                     earlyRenewalHours: 365 * 24,
@@ -105,7 +105,7 @@ export class Proxy extends pulumi.ComponentResource {
                     certRequestPem: request.certRequestPem,
                     caCertPem: ca.certPem,
                     caPrivateKeyPem: caKey.privateKeyPem,
-                    allowedUses: ["digitalSignature", "keyEncipherment", "serverAuth"],
+                    allowedUses: ["digital_signature", "key_encipherment", "server_auth"],
                     validityPeriodHours: args.serverValidityHours ?? 90 * 24,
                     earlyRenewalHours: args.serverEarlyRenewalHours ?? 30 * 24,
                 },

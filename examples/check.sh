@@ -187,7 +187,7 @@ up() { local r=$1; log INFO "$ex: up $r"; dc "$r" up -d --no-build --remove-orph
 up v1 && t=$(healthy_within 120) && pass "v1 up and healthy (${t}s after up returned)" || fail "v1 up and healthy"
 release_is v1 && pass "release reads v1" || fail "release reads v1"
 before=$(sql "SELECT count(*) FROM $(hook .table)" || true)
-sql "$(hook .insertSql)" && after=$(sql "SELECT count(*) FROM $(hook .table)") && [ "$after" = $((before + 1)) ] &&
+sql "$(hook .insertSql | sed "s/{n}/1/")" && after=$(sql "SELECT count(*) FROM $(hook .table)") && [ "$after" = $((before + 1)) ] &&
   pass "SQL insert hook adds one row to $(hook .table) ($before -> $after)" || fail "SQL insert hook"
 rows_v1=$(sql "$(hook .rowsSql)" || true)
 schema_v1=$(sql "$(hook .schemaVersionSql)" 2>/dev/null || true)

@@ -4,8 +4,9 @@
 #
 # Usage: scripts/test.sh [--unit-only] [jest args...]
 # Exit:  jest's exit code; 1 when shellcheck or the type check fails
-# Ends with the plain line 'N passed, N failed, N skipped'.
+# Ends with the plain line 'N passed, N failed, N skipped', then the suite's wall time.
 set -euo pipefail
+started=$SECONDS
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash scripts/setup.sh
@@ -28,4 +29,6 @@ jest "${projects[@]}" --runInBand --json --outputFile "$results" "$@" || status=
 # shellcheck disable=SC2016 # JavaScript template literal, not shell.
 node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`)' "$results" || true
 rm -f "$results"
+elapsed=$((SECONDS - started))
+printf 'npm test took %dm%02ds (set-up included)\n' $((elapsed / 60)) $((elapsed % 60))
 exit "$status"

@@ -8,13 +8,14 @@
 import * as fs from "fs";
 import * as path from "path";
 import { ConfigMap } from "@pulumi/pulumi/automation";
+import { parse as parseYaml } from "yaml";
 import { Prober, probeOnce } from "../../bench/prober";
 import { buildExampleImages, exampleConfig, newStack, ReleaseImages, removeStack, ROOT, Sandbox, sandboxDown, sandboxUp, ssh, stackConfig, TestStack } from "./harness";
 
 /** examples/NAME/test-hooks.json: how a test reads an example's data and release without its API. */
 export interface TestHooks {
     table: string;
-    /** SQL that adds one row. */
+    /** SQL that adds one row; `{n}` makes it distinct. */
     insertSql: string;
     /** SQL that lists every row in a stable order. */
     rowsSql: string;
@@ -257,8 +258,9 @@ export function describeExampleLifecycle(spec: ExampleSpec, run: ExampleRun, hoo
         expect(res.outputs.releaseId.value).toBe(first);
         expect(run.current()).toBe(`/opt/${run.app}/releases/${first}`);
         expect(run.runningRelease()).toBe(first);
+        const services = parseYaml(ssh(run.vm, `cat /opt/${run.app}/current/compose.yaml`).out).services;
         for (const [svc, ref] of Object.entries(run.images[first])) {
-            expect(ssh(run.vm, `grep -A3 '^  ${svc}:' /opt/${run.app}/current/compose.yaml`).out).toContain(`image: ${ref}`);
+            expect([svc, services[svc].image]).toEqual([svc, ref]);
         }
         expect(res.outputs.releaseSource.value).toBe("record");
     });
@@ -270,7 +272,7 @@ export function describeExampleLifecycle(spec: ExampleSpec, run: ExampleRun, hoo
             const before = seedRows(run, 5);
             const backup = ssh(run.vm, `/opt/${run.app}/bin/backup.sh --type manual --no-offsite`).out.trim();
             expect(backup).toMatch(new RegExp(`^/opt/${run.app}/backups/${run.app}_\\d{8}_\\d{6}_manual\\.dump$`));
-            run.sql(`${run.hooks.insertSql}; DELETE FROM ${table} WHERE ctid IN (SELECT ctid FROM ${table} LIMIT 2);`);
+            run.sql(`${insertRow(run)}; DELETE FROM ${table} WHERE ctid IN (SELECT ctid FROM ${table} LIMIT 2);`);
             expect(run.sql(run.hooks.rowsSql)).not.toBe(before);
             const id = backup.split("/").pop()!.replace(/\.dump$/, "");
             ssh(run.vm, `/opt/${run.app}/bin/restore.sh --backup ${id} --yes`);
@@ -280,8 +282,15 @@ export function describeExampleLifecycle(spec: ExampleSpec, run: ExampleRun, hoo
     }
 }
 
+let rowSerial = 0;
+
+/** The example's SQL that adds one distinct row. */
+export function insertRow(run: ExampleRun): string {
+    return run.hooks.insertSql.replace(/\{n\}/g, String(++rowSerial));
+}
+
 /** Adds n rows with the example's own SQL; returns every row afterwards. */
 function seedRows(run: ExampleRun, n: number): string {
-    run.sql(Array.from({ length: n }, () => run.hooks.insertSql).join(";\n"));
+    run.sql(Array.from({ length: n }, () => insertRow(run)).join(";\n"));
     return run.sql(run.hooks.rowsSql);
 }

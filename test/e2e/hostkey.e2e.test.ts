@@ -73,11 +73,14 @@ test("a VM whose host key changed is refused within seconds, naming both keys; n
     expect(engineText.split(message).length - 1).toBe(2);
     expect(engineText).toMatch(/^\s+1 errored$/m);
     expect(engineText).not.toMatch(/Dial \d+\/30 failed|ssh: handshake failed/);
-    expect(seconds).toBeLessThan(30);
+    // The provider alone refuses only after its 30 dials (112 s measured); here the check
+    // takes ~0.3 s and the rest is the CLI's and the program's start-up (6 s quiet, 25 s
+    // seen at load 10 on 2 cores).
+    expect(seconds).toBeLessThan(60);
 
     // Nothing reached the VM: no login, no app dir, no claim.
     expect(acceptedLogins()).toBe(loginsBefore + 1);
-    expect(sshAny("test -e /opt/worker-bot || test -e /var/lib/onevm; echo $?").out.trim()).toBe("1");
+    expect(sshAny("test -e /opt/worker-bot || test -e /var/lib/onevm/owner.lock; echo $?").out.trim()).toBe("1");
     const state = await t.stack.exportStack();
     expect((state.deployment.resources ?? []).filter((r: { type: string }) => r.type.startsWith("command:"))).toEqual([]);
 });

@@ -6,7 +6,7 @@
  * that refuses a deploy, a backup and a restore.
  */
 import { spawnSync } from "child_process";
-import { describeExampleLifecycle, exampleRun } from "./exampleLifecycle";
+import { describeExampleLifecycle, exampleRun, insertRow } from "./exampleLifecycle";
 import { ROOT, ssh } from "./harness";
 
 jest.setTimeout(1_800_000);
@@ -98,7 +98,7 @@ describeExampleLifecycle(spec, run, {
             expect(newest[1]).toBe("manual");
             expect(newest[3]).toBe("true");
             expect(onevm("restore", "--status").out).toMatch(/^last verified backup: \S+ {2}age: 0h0\dm {2}file: /);
-            run.sql(`${run.hooks.insertSql}; ${run.hooks.insertSql}`);
+            run.sql(`${insertRow(run)}; ${insertRow(run)}`);
             expect(run.sql(run.hooks.rowsSql)).not.toBe(before);
             const r = onevm("restore", "--backup", newest[4]);
             expect(r.code).toBe(0);

@@ -117,7 +117,7 @@ describe("up and destroy against the in-memory DO API (infrastructure layer only
         expect(d.tags).toEqual(["onevm", "prod"]);
         const [f] = api.firewalls.values();
         expect(f.inbound_rules).toEqual([{ protocol: "tcp", ports: "22", sources: { addresses: ["203.0.113.7/32", "198.51.100.0/24"] } }]);
-        const writes = api.requests.slice(before).filter((r) => r.method !== "GET").map((r) => `${r.method} ${r.path.replace(/[0-9a-f-]{36}|\d+/g, "ID")}`);
+        const writes = api.requests.slice(before).filter((r) => r.method !== "GET").map((r) => `${r.method} ${r.path.replace(/\/([0-9a-f-]{36}|\d+)(?=\/|$)/g, "/ID")}`);
         expect(writes.sort()).toEqual(["POST /v2/tags", "POST /v2/tags/prod/resources", "PUT /v2/firewalls/ID"]);
     });
 

@@ -73,10 +73,10 @@ test("a Proxy component owns the CA, the server key, request and certificate, an
     ]);
 });
 
-test("the CA is a CA; the server certificate names the domain and the VM's IP and is for serverAuth", () => {
-    expect(byName("proxy-ca").object).toMatchObject({ isCaCertificate: true, allowedUses: ["certSigning", "crlSigning", "digitalSignature"] });
+test("the CA is a CA; the server certificate names the domain and the VM's IP and is for server_auth (the tls provider's names for key usages)", () => {
+    expect(byName("proxy-ca").object).toMatchObject({ isCaCertificate: true, allowedUses: ["cert_signing", "crl_signing", "digital_signature"] });
     expect(byName("proxy-server-request").object).toMatchObject({ dnsNames: ["shop.onevm.test"], ipAddresses: ["127.0.0.1"], subject: { commonName: "shop.onevm.test" } });
-    expect(byName("proxy-server").object).toMatchObject({ allowedUses: ["digitalSignature", "keyEncipherment", "serverAuth"], validityPeriodHours: 2160, earlyRenewalHours: 720 });
+    expect(byName("proxy-server").object).toMatchObject({ allowedUses: ["digital_signature", "key_encipherment", "server_auth"], validityPeriodHours: 2160, earlyRenewalHours: 720 });
     expect(byName("proxy-ca-key").object).toMatchObject({ algorithm: "ECDSA", ecdsaCurve: "P256" });
 });
 
