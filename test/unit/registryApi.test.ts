@@ -63,7 +63,7 @@ describe("checkLogin, as docker login checks", () => {
 
 describe("manifestDigest: what the tag names now", () => {
     test("HEAD with Docker's manifest types; the digest from Docker-Content-Digest, after answering a Bearer challenge for the repository", async () => {
-        const t = transport((method, url, h) => {
+        const t = transport((_method, url, h) => {
             if (url.startsWith("https://auth.docker.example/")) return res(200, {}, '{"access_token":"anon"}');
             if (h.Authorization !== "Bearer anon") return res(401, { "www-authenticate": 'Bearer realm="https://auth.docker.example/token",service="registry.docker.io"' });
             return res(200, { "docker-content-digest": D });
