@@ -55,8 +55,10 @@ beforeAll(async () => {
     host = `127.0.0.1:${(server.address() as { port: number }).port}`;
 });
 
-afterAll(() => {
-    server?.close();
+afterAll(async () => {
+    // Idle keep-alive connections would keep the server, and so jest, alive.
+    server?.closeAllConnections();
+    await new Promise((r) => server?.close(r));
     fs.rmSync(dir, { recursive: true, force: true });
 });
 
