@@ -75,15 +75,14 @@ async function gate(o: { password?: string; lookups?: string[]; needed?: boolean
         needed: o.needed ?? true,
     });
     const impl = g.digests as unknown as { promise(withUnknowns?: boolean): Promise<unknown>; isKnown: Promise<boolean> };
+    let poll: NodeJS.Timeout | undefined;
     const stopped = new Promise<{ stopped: string }>((resolve) => {
-        const poll = setInterval(() => {
-            if (stops.length > 0) {
-                clearInterval(poll);
-                resolve({ stopped: stops[0] });
-            }
+        poll = setInterval(() => {
+            if (stops.length > 0) resolve({ stopped: stops[0] });
         }, 20);
     });
-    return Promise.race([impl.promise(true).then(async (digests) => ({ digests, known: await impl.isKnown })), stopped]);
+    // The poll stops whichever way the gate ends (a live interval would keep jest from exiting).
+    return Promise.race([impl.promise(true).then(async (digests) => ({ digests, known: await impl.isKnown })), stopped]).finally(() => clearInterval(poll));
 }
 
 test("the right password passes, trusting onevm:registry.caCertificate; a tag is pinned to the digest the registry serves", async () => {
