@@ -65,7 +65,7 @@ async function main() {
             const [s, e] = out.split(" ").map(Number);
             return e - s;
         };
-        const plainSeconds = timed(`docker exec bot-postgres-1 sh -c 'pg_dump -Fc -U "$POSTGRES_USER" "$POSTGRES_DB"' > /tmp/plain.dump`);
+        const plainSeconds = timed(`docker exec booking-bot-postgres-1 sh -c 'pg_dump -Fc -U "$POSTGRES_USER" "$POSTGRES_DB"' > /tmp/plain.dump`);
         const plainBytes = Number(ssh(vm, "stat -c %s /tmp/plain.dump && rm -f /tmp/plain.dump").out.trim());
         const scriptSeconds = timed("/opt/booking-bot/bin/backup.sh --type manual --min-free-mb 100 >/dev/null");
         const last = ssh(vm, "cat /opt/booking-bot/backups/LAST_SUCCESS").out.trim().split(" ")[1];

@@ -1,124 +1,155 @@
 /**
- * `npm run bench` (issue 7): on fresh sandbox VMs with the real engine, in one run,
- *   1. fresh sandbox -> healthy stack, split into package installs, image work and the rest;
- *   2. release switch v1 -> v2 and 3. rollback by config v2 -> v1: `pulumi up` wall time (launch
- *      to the engine's summary, as `pulumi up --yes --skip-preview` takes it; the Automation
- *      API's extra `stack output` and `stack history` calls are reported beside it) and
- *      the downtime a 20 Hz /health prober sees from this host;
- *   4. a no-op `pulumi up` against `pulumi preview`, and SSH sessions per activation;
- *   5. the seed runbook's figures beside them.
- * Scenario "default" probes the app's loopback port (127.0.0.1:8080 on the VM, served by
- * the loopback proxy, reached through an SSH port forward opened before the switch,
- * because the default path publishes nothing beyond the VM's loopback); "noproxy" the
- * same with `onevm:loopbackProxy: false` (bot-api publishes the port itself, plain
- * recreate); "tls" probes the Caddy proxy on the sandbox's published https port. Writes
- * bench/results/latest.json (and each VM's activate/health-check logs to
- * bench/results/<scenario>-vm.log, with the proxy's warnings, errors and failed health checks) and prints the table.
- * Usage: npm run bench [-- --only default|noproxy|tls] [--noop-runs N]
+ * `npm run bench` (bench/run.sh drives it; bench/README.md explains the figures).
+ *
+ * `measure --root DIR --label NAME --out FILE [--noop-runs N]`: on a fresh sandbox VM, with
+ * the checkout DIR's own program, harness (DIR/test/e2e/harness.ts) and Pulumi toolchain
+ * (whatever DIR/scripts/env.sh put on PATH before this runs), deploys the booking bot
+ * (examples/booking-bot) v1, then times, each as one `pulumi` CLI process from launch to
+ * exit (what `npm run pulumi -- up --yes --skip-preview` makes an operator wait for):
+ *   - the release switch v1 -> v2 and the rollback v2 -> v1 (`onevm:releaseId` and
+ *     `onevm:images` set back), under a 20 Hz /health prober for the downtime;
+ *   - N no-op `pulumi preview`s and no-op `pulumi up`s, alternated (every summary must
+ *     read "N unchanged").
+ * Each operation is split into phases from the engine's own events, read from the CLI's
+ * --event-log as it is written (bench/report.ts: phases). Writes the figures as JSON.
+ *
+ * `report --before FILE --after FILE`: prints the one before/after table with the targets
+ * and writes bench/results/latest.json.
  */
 import { ChildProcess, execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
-import { EngineEvent } from "@pulumi/pulumi/automation";
-import { acceptedLogins, buildExampleImages, exampleStack, removeStack, ROOT, Sandbox, sandboxDown, sandboxUp, ssh, TestStack } from "../test/e2e/harness";
-import { Probe, probeOnce, Prober, ProbeSummary, ProbeTarget, summarize } from "./prober";
-import { infoRow, Interval, millis, msFromLog, renderTable, Row, seconds, targetRow, unionMs } from "./report";
+import type * as Harness from "../test/e2e/harness";
+import { probeOnce, Prober, ProbeSummary, ProbeTarget, summarize } from "./prober";
+import { activationMilestones, median, millis, msFromLog, Phases, phases, renderTable, row, Row, seconds, textRow, TimedEvent } from "./report";
 
 const INTERVAL_MS = 50;
 const PROBE_TIMEOUT_MS = 1000;
 /** Probing before and after each `up`, so the switch is inside the window. */
 const SETTLE_MS = 3000;
-const DOMAIN = "bot.onevm.test";
-const TARGETS = { downtimeMs: 1000, rollbackWallMs: 30_000, noopRatio: 1.3 };
-const SEED = {
-    deploy: "5-10 min per deploy, 30-60 s downtime",
-    rollback: "3-5 min",
-    zeroDowntime: "blue-green: 15-20 min per deploy (not set up); Kamal: 0 s via its proxy",
-};
+/** The next targets: a no-op preview within 2 s, a rollback within 15 s; no failed probe beyond 1 s at a switch. */
+const TARGETS = { noopPreviewMs: 2000, rollbackMs: 15_000, downtimeMs: 1000 };
+const APP = "booking-bot";
+const RESULTS = path.join(__dirname, "results");
 
-const SCENARIOS = ["default", "noproxy", "tls"] as const;
-type Scenario = (typeof SCENARIOS)[number];
+type H = typeof Harness;
+type Sandbox = Harness.Sandbox;
+type TestStack = Harness.TestStack;
 
 interface SwitchResult {
     from: string;
     to: string;
-    /**
-     * What the operator waits for: from launching `pulumi up --yes --skip-preview` to the
-     * engine's summary event (update done, state saved).
-     */
-    upWallMs: number;
-    /** The whole Automation API `up()` call: it also runs `stack output` and `stack history` afterwards. */
-    automationUpMs: number;
-    /** The activation command's span in the engine (activate.sh on the VM), and what came before it. */
-    activateMs: number | null;
-    beforeActivateMs: number | null;
+    phases: Phases;
     probe: ProbeSummary;
     sshSessions: number;
 }
 
-interface ScenarioResult {
-    scenario: Scenario;
+interface Measurement {
+    label: string;
+    root: string;
+    commit: string;
+    pulumi: { cli: string; languageHost: string; plugins: string };
+    load: { start: number[]; end: number[] };
+    startedAt: string;
+    finishedAt: string;
     sandboxBootMs: number;
-    fresh: {
-        upWallMs: number;
-        packageInstallMs: number | null;
-        imageUploadMs: number;
-        imageLoadMs: number | null;
-        onevmOwnMs: number;
-        healthy: boolean;
-    };
+    imageBuildMs: number;
+    fresh: { wallMs: number; healthy: boolean; imageLoadMs: number | null; phases: Phases };
     switch: SwitchResult;
     rollback: SwitchResult;
-    noop?: { previewMs: number[]; upMs: number[]; ratio: number; upSshSessions: number; previewSshSessions: number };
+    /** activate.sh's own milestones in the rollback (its log, whole seconds). */
+    rollbackActivation: { atS: number; message: string }[];
+    noop: { preview: Phases[]; up: Phases[]; previewSshSessions: number; upSshSessions: number };
+    stateBytes: number;
 }
 
 function arg(name: string): string | undefined {
     const i = process.argv.indexOf(`--${name}`);
     return i >= 0 ? process.argv[i + 1] : undefined;
 }
+function required(name: string): string {
+    const v = arg(name);
+    if (!v) throw new Error(`--${name} is required`);
+    return v;
+}
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString()}] ${msg}\n`);
+const loadavg = () => os.loadavg().map((l) => Number(l.toFixed(2)));
+let label = "";
+const log = (msg: string) => process.stderr.write(`[bench ${label} ${new Date().toISOString()}] ${msg}\n`);
 
-function machine() {
-    return {
-        date: new Date().toISOString(),
-        nproc: os.cpus().length,
-        cpu: os.cpus()[0]?.model ?? "unknown",
-        memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-        kernel: execFileSync("uname", ["-sr"], { encoding: "utf8" }).trim(),
-        loadAvgAtStart: os.loadavg().map((l) => Number(l.toFixed(2))),
-    };
+/** The same login count for both checkouts (the current harness's robust reading: waits for its own journal line). */
+function acceptedLogins(h: H, vm: Sandbox): number {
+    const script = [
+        "own=$(echo \"$SSH_CLIENT\" | cut -d' ' -f2)",
+        "accepted() { sudo -n journalctl -b -u ssh.service --no-pager -o cat | grep '^Accepted publickey'; }",
+        "for i in $(seq 50); do accepted | grep -q \" port $own ssh2\" && break; sleep 0.2; done",
+        "accepted | grep -c -v \" port $own ssh2\" || true",
+    ].join("\n");
+    return Number(h.ssh(vm, script).out.trim());
 }
 
 /**
- * Per-resource engine timeline (ms since the epoch), keyed by URN, from the event stream:
- * from the first step's start to the end of that step. A replacement emits more steps for
- * the same URN (create-replacement, replace, delete-original): only the first one counts.
- * `summaryMs`: when the engine reported the update done.
+ * One `pulumi` CLI process on the stack, from launch to exit, with the engine's events as
+ * they arrive in its --event-log (polled every 20 ms; a line is stamped when read).
  */
-function timeline() {
-    const spans = new Map<string, Interval & { done: boolean }>();
-    let summaryMs: number | undefined;
-    const onEvent = (e: EngineEvent) => {
-        const now = Date.now();
-        if (e.summaryEvent) summaryMs = now;
-        const started = e.resourcePreEvent?.metadata.urn;
-        if (started && !spans.has(started)) spans.set(started, { startMs: now, endMs: now, done: false });
-        const span = spans.get(e.resOutputsEvent?.metadata.urn ?? "");
-        if (span && !span.done) Object.assign(span, { endMs: now, done: true });
+async function cli(t: TestStack, args: string[]): Promise<{ out: string; phases: Phases }> {
+    const ws = t.stack.workspace;
+    const eventLog = path.join(os.tmpdir(), `onevm-bench-${process.pid}-${Date.now()}.jsonl`);
+    const events: TimedEvent[] = [];
+    let offset = 0;
+    let partial = "";
+    const drain = () => {
+        let fd: number;
+        try {
+            fd = fs.openSync(eventLog, "r");
+        } catch {
+            return;
+        }
+        try {
+            const buf = Buffer.alloc(1 << 20);
+            for (;;) {
+                const n = fs.readSync(fd, buf, 0, buf.length, offset);
+                if (n <= 0) break;
+                offset += n;
+                partial += buf.subarray(0, n).toString("utf8");
+            }
+        } finally {
+            fs.closeSync(fd);
+        }
+        const lines = partial.split("\n");
+        partial = lines.pop() ?? "";
+        const atMs = Date.now();
+        for (const line of lines) {
+            if (!line.trim()) continue;
+            const e = JSON.parse(line);
+            if (e.preludeEvent) events.push({ atMs, kind: "prelude" });
+            else if (e.summaryEvent) events.push({ atMs, kind: "summary" });
+            else if (e.resourcePreEvent) events.push({ atMs, kind: "pre", urn: e.resourcePreEvent.metadata.urn });
+            else if (e.resOutputsEvent) events.push({ atMs, kind: "outputs", urn: e.resOutputsEvent.metadata.urn });
+        }
     };
-    const matching = (re: RegExp) => [...spans].filter(([urn]) => re.test(urn)).map(([, s]) => s);
-    return { onEvent, matching, summaryMs: () => summaryMs };
-}
-
-async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
     const t0 = Date.now();
-    const r = await f();
-    return [r, Date.now() - t0];
+    const child = spawn("pulumi", [...args, "--stack", t.stack.name, "--non-interactive", "--color", "never", "--event-log", eventLog], {
+        cwd: ws.workDir,
+        // PULUMI_DEBUG_COMMANDS: the CLI takes --event-log only then (the Automation API sets it too).
+        env: { ...process.env, ...ws.envVars, PULUMI_DEBUG_COMMANDS: "true" },
+        stdio: ["ignore", "pipe", "pipe"],
+    });
+    const poll = setInterval(drain, 20);
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (out += d));
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    const exitMs = Date.now();
+    clearInterval(poll);
+    drain();
+    fs.rmSync(eventLog, { force: true });
+    t.output.push(out);
+    if (code !== 0) throw new Error(`pulumi ${args.join(" ")} exited ${code}:\n${out.slice(-3000)}`);
+    return { out, phases: phases(events, t0, exitMs) };
 }
 
 function freePort(): Promise<number> {
@@ -132,7 +163,19 @@ function freePort(): Promise<number> {
     });
 }
 
-/** An SSH local forward 127.0.0.1:<local> -> the VM's 127.0.0.1:8080, up once a probe answers. */
+/** Waits (at most 2 minutes) until the target answers a probe: the baseline before a switch. */
+async function untilAnswers(target: ProbeTarget): Promise<void> {
+    for (let i = 0; i < 240; i++) {
+        if (await probeOnce(target, PROBE_TIMEOUT_MS).then(() => true, () => false)) return;
+        await sleep(500);
+    }
+    throw new Error(`${target.protocol}://${target.host}:${target.port}${target.path} never answered`);
+}
+
+/**
+ * An SSH local forward 127.0.0.1:<local> -> the VM's 127.0.0.1:8080 (the web service's
+ * loopback port, behind onevm's proxy: nothing else is published), up once a probe answers.
+ */
 async function openTunnel(vm: Sandbox): Promise<{ port: number; proc: ChildProcess }> {
     const port = await freePort();
     const proc = spawn("ssh", [
@@ -150,215 +193,230 @@ async function openTunnel(vm: Sandbox): Promise<{ port: number; proc: ChildProce
     return { port, proc };
 }
 
-/** Waits (at most 2 minutes) until the target answers a probe: the baseline before a switch. */
-async function untilAnswers(target: ProbeTarget): Promise<void> {
-    for (let i = 0; i < 240; i++) {
-        if (await probeOnce(target, PROBE_TIMEOUT_MS).then(() => true, () => false)) return;
-        await sleep(500);
-    }
-    throw new Error(`${target.protocol}://${target.host}:${target.port}${target.path} never answered`);
-}
-
-/**
- * One CLI command on the stack, timed from spawn to exit: what an operator waits for.
- * (The Automation API's `up()` also runs `stack output` and `stack history` afterwards,
- * two more CLI starts that `preview()` does not pay, so it would skew the ratio.)
- */
-async function timedCli(t: TestStack, args: string[]): Promise<[string, number]> {
-    const ws = t.stack.workspace;
-    const env = { ...process.env, ...ws.envVars };
-    return timed(async () => {
-        const out = execFileSync("pulumi", [...args, "--stack", t.stack.name, "--non-interactive", "--color", "never"], { cwd: ws.workDir, env, encoding: "utf8", maxBuffer: 64 << 20 });
-        t.output.push(out);
-        return out;
-    });
-}
-
-async function deploy(t: TestStack, release: string, images: Record<string, string>) {
-    await t.stack.setConfig("onevm:releaseId", { value: release });
+/** `pulumi up` to release `to` under the prober; SSH sessions the up opened. */
+async function probedSwitch(h: H, t: TestStack, vm: Sandbox, target: ProbeTarget, from: string, to: string, images: Record<string, string>): Promise<SwitchResult> {
+    await t.stack.setConfig("onevm:releaseId", { value: to });
     await t.stack.setConfig("onevm:images", { value: JSON.stringify(images) });
-}
-
-/** `pulumi up` to `to` under the prober; SSH sessions the up opened (the reading's own login excluded). */
-async function probedSwitch(t: TestStack, vm: Sandbox, target: ProbeTarget, from: string, to: string, images: Record<string, string>): Promise<SwitchResult> {
-    await deploy(t, to, images);
-    const before = acceptedLogins(vm);
+    const before = acceptedLogins(h, vm);
     const prober = new Prober(() => probeOnce(target, PROBE_TIMEOUT_MS), INTERVAL_MS);
     prober.start();
     await sleep(SETTLE_MS);
-    const engine = timeline();
-    const t0 = Date.now();
-    const [res, automationUpMs] = await timed(() => t.stack.up({ onOutput: (o) => t.output.push(o), onEvent: engine.onEvent }));
-    const summaryMs = engine.summaryMs();
-    if (summaryMs === undefined) throw new Error(`up to ${to} sent no summary event`);
-    const upWallMs = summaryMs - t0;
-    const activate = engine.matching(/::[^:]*-activate$/)[0];
+    const up = await cli(t, ["up", "--yes", "--skip-preview"]);
     await sleep(SETTLE_MS);
-    const probes: Probe[] = await prober.stop();
-    const sshSessions = acceptedLogins(vm) - before - 1;
-    if (res.outputs.releaseId.value !== to) throw new Error(`up to ${to} left release ${res.outputs.releaseId.value}`);
-    const probe = summarize(probes, INTERVAL_MS);
-    log(`${from} -> ${to}: up ${seconds(upWallMs)} (Automation API call ${seconds(automationUpMs)}), ${probe.failed}/${probe.probes} probes failed, longest gap ${probe.longestGapMs} ms${probe.firstError ? ` (${probe.firstError})` : ""}`);
-    const activateMs = activate ? activate.endMs - activate.startMs : null;
-    const beforeActivateMs = activate ? activate.startMs - t0 : null;
-    return { from, to, upWallMs, automationUpMs, activateMs, beforeActivateMs, probe, sshSessions };
+    const probe = summarize(await prober.stop(), INTERVAL_MS);
+    const sshSessions = acceptedLogins(h, vm) - before - 1;
+    const release = (await t.stack.outputs()).releaseId?.value;
+    if (release !== to) throw new Error(`up to ${to} left release ${release}`);
+    log(`${from} -> ${to}: ${JSON.stringify(up.phases)}; ${probe.failed}/${probe.probes} probes failed, longest gap ${probe.longestGapMs} ms${probe.firstError ? ` (${probe.firstError})` : ""}`);
+    return { from, to, phases: up.phases, probe, sshSessions };
 }
 
-/** The app the bench deploys: the booking bot (examples/booking-bot). */
-const APP = "booking-bot";
+/** A stack deploying the example with the checkout's own harness (exampleStack, or what it was built from). */
+async function appStack(h: H, name: string, vm: Sandbox, images: Record<string, string>): Promise<TestStack> {
+    const secrets = { TELEGRAM_BOT_TOKEN: "bench-token" };
+    if (typeof h.exampleStack === "function") return h.exampleStack(name, APP, vm, { release: "v1", images, secrets });
+    // The checkout before the toolchain merge: exampleStack's parts, and the same proxy
+    // image (the caddy:2 stand-in, saved by proxyArchive) as the current harness sets.
+    return h.newStack(name, {
+        ...h.exampleConfig(APP),
+        ...h.stackConfig(vm, {}),
+        "onevm:proxyImage": { value: "caddy:2" },
+        "app:TELEGRAM_BOT_TOKEN": { value: secrets.TELEGRAM_BOT_TOKEN, secret: true },
+        "onevm:releaseId": { value: "v1" },
+        "onevm:images": { value: JSON.stringify(images) },
+    });
+}
 
-async function runScenario(scenario: Scenario, refs: Record<string, Record<string, string>>, noopRuns: number): Promise<ScenarioResult> {
-    const name = `bn-bench-${scenario}`;
-    sandboxDown(name);
-    const [vm, sandboxBootMs] = await timed(async () => sandboxUp(name));
+function toolchain(): Measurement["pulumi"] {
+    const which = (cmd: string) => {
+        for (const dir of (process.env.PATH ?? "").split(":")) {
+            const p = path.join(dir, cmd);
+            if (fs.existsSync(p)) return p;
+        }
+        return "not on PATH";
+    };
+    const cliPath = which("pulumi");
+    // The engine takes the language host beside its own binary first.
+    const beside = path.join(path.dirname(fs.realpathSync(cliPath)), "pulumi-language-nodejs");
+    const lh = fs.existsSync(beside) ? beside : which("pulumi-language-nodejs");
+    const script = fs.existsSync(lh) && fs.readFileSync(lh).subarray(0, 2).toString() === "#!";
+    return {
+        cli: cliPath,
+        languageHost: `${lh}${script ? " (a script: onevm's stand-in)" : " (a Go binary: the official one)"}`,
+        plugins: process.env.ONEVM_BENCH_PLUGINS ?? "",
+    };
+}
+
+async function measure(): Promise<void> {
+    const root = path.resolve(required("root"));
+    label = required("label");
+    const out = required("out");
+    const noopRuns = Number(arg("noop-runs") ?? 5);
+    const h = require(path.join(root, "test", "e2e", "harness")) as H;
+    const startedAt = new Date().toISOString();
+    const loadStart = loadavg();
+    const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, encoding: "utf8" }).trim();
+    const pulumi = toolchain();
+    log(`${root} at ${commit}; load ${loadStart.join(" ")}; ${JSON.stringify(pulumi)}`);
+
+    const t1 = Date.now();
+    const refs = h.buildExampleImages(APP, ["v1", "v2"]);
+    // An older harness saves no proxy stand-in (the current one passes --proxy itself).
+    if (h.PROXY_IMAGE === undefined) execFileSync("bash", ["scripts/build-images.sh", "--proxy", "--save", h.IMAGE_DIR], { cwd: root, stdio: ["ignore", "ignore", "inherit"] });
+    const imageBuildMs = Date.now() - t1;
+    const name = `bn-bench-${label}`;
+    h.sandboxDown(name);
+    const t2 = Date.now();
+    const vm = h.sandboxUp(name, { withDocker: true });
+    const sandboxBootMs = Date.now() - t2;
     let t: TestStack | undefined;
     let tunnel: ChildProcess | undefined;
     try {
-        const scenarioConfig: Record<string, Record<string, { value: string }>> = {
-            default: {},
-            noproxy: { "onevm:loopbackProxy": { value: "false" } },
-            tls: { "onevm:tlsIngress": { value: "true" }, "onevm:tlsMode": { value: "certificate" }, "onevm:tlsDomain": { value: DOMAIN } },
-        };
-        t = await exampleStack(name, APP, vm, {
-            release: "v1",
-            images: refs.v1,
-            secrets: { TELEGRAM_BOT_TOKEN: "bench-token" },
-            extra: { "onevm:proxyImage": { value: "caddy:2" }, ...scenarioConfig[scenario] },
-        });
-        const stack = t;
+        t = await appStack(h, name, vm, refs.v1);
+        log("fresh sandbox -> v1");
+        const fresh = await cli(t, ["up", "--yes", "--skip-preview"]);
+        const healthy = h.ssh(vm, "curl -fsS http://127.0.0.1:8080/health", { allowFailure: true }).code === 0;
+        const activateLog = h.ssh(vm, `cat /opt/${APP}/logs/activate.log`, { allowFailure: true }).out;
+        const imageLoadMs = msFromLog(activateLog, /images present \(load\/pull took (\d+) ms\)/) ?? null;
+        log(`fresh: ${JSON.stringify(fresh.phases)}, healthy ${healthy}`);
 
-        log(`${scenario}: fresh sandbox -> healthy stack`);
-        const engine = timeline();
-        const [fresh, upWallMs] = await timed(() => stack.stack.up({ onOutput: (o) => stack.output.push(o), onEvent: engine.onEvent }));
-        const healthy = ssh(vm, "curl -fsS http://127.0.0.1:8080/health", { allowFailure: true }).code === 0;
-        const logs = ssh(vm, "cat /opt/booking-bot/logs/bootstrap-host.log /opt/booking-bot/logs/activate.log").out;
-        const packageInstallMs = msFromLog(logs, /package installs \(apt-get update \+ install\) took (\d+) ms/) ?? null;
-        const imageLoadMs = msFromLog(logs, /images present \(load\/pull took (\d+) ms\)/) ?? null;
-        // apt runs first inside the bootstrap command: its interval starts with that resource's.
-        const bootstrap = engine.matching(/::[^:]*-bootstrap$/)[0];
-        const uploads = engine.matching(/::[^:]*-image-[^:]*$/);
-        const aptSpan = bootstrap && packageInstallMs ? [{ startMs: bootstrap.startMs, endMs: bootstrap.startMs + packageInstallMs }] : [];
-        const imageUploadMs = unionMs(uploads);
-        const outsideOnevm = unionMs([...aptSpan, ...uploads]) + (imageLoadMs ?? 0);
-        const freshResult = { upWallMs, packageInstallMs, imageUploadMs, imageLoadMs, onevmOwnMs: upWallMs - outsideOnevm, healthy };
-        log(`${scenario}: fresh ${JSON.stringify(freshResult)}`);
+        const tn = await openTunnel(vm);
+        tunnel = tn.proc;
+        const target: ProbeTarget = { protocol: "http", host: "127.0.0.1", port: tn.port, path: "/health" };
+        const sw = await probedSwitch(h, t, vm, target, "v1", "v2", refs.v2);
+        const rb = await probedSwitch(h, t, vm, target, "v2", "v1", refs.v1);
+        const rollbackActivation = activationMilestones(h.ssh(vm, `cat /opt/${APP}/logs/activate.log`).out);
 
-        let target: ProbeTarget;
-        if (scenario === "tls") {
-            target = { protocol: "https", host: "127.0.0.1", port: vm.httpsPort, path: "/health", servername: DOMAIN, ca: fresh.outputs.tlsCaCertificate.value as string };
-            await untilAnswers(target);
-        } else {
-            const tn = await openTunnel(vm);
-            tunnel = tn.proc;
-            target = { protocol: "http", host: "127.0.0.1", port: tn.port, path: "/health" };
-        }
-        const sw = await probedSwitch(stack, vm, target, "v1", "v2", refs.v2);
-        const rb = await probedSwitch(stack, vm, target, "v2", "v1", refs.v1);
-
-        let noop: ScenarioResult["noop"];
-        if (noopRuns > 0) {
-            const previewMs: number[] = [];
-            const upMs: number[] = [];
-            let upSshSessions = 0;
-            let previewSshSessions = 0;
-            for (let i = 0; i < noopRuns; i++) {
-                let before = acceptedLogins(vm);
-                const [pv, p] = await timedCli(stack, ["preview"]);
-                previewSshSessions = acceptedLogins(vm) - before - 1;
-                before = acceptedLogins(vm);
-                const [up, u] = await timedCli(stack, ["up", "--yes", "--skip-preview"]);
-                upSshSessions = acceptedLogins(vm) - before - 1;
-                // Both summaries must read "N unchanged" and nothing else.
-                for (const [what, out] of [["preview", pv], ["up", up]]) {
-                    const lines = out.slice(out.lastIndexOf("Resources:")).split("\n").slice(1).map((l) => l.trim());
-                    const summary = lines.slice(0, lines.indexOf(""));
-                    if (summary.length !== 1 || !/^\d+ unchanged$/.test(summary[0])) {
-                        throw new Error(`the no-op ${what} changed something: ${summary.join(", ")}`);
-                    }
+        const preview: Phases[] = [];
+        const up: Phases[] = [];
+        let previewSshSessions = 0;
+        let upSshSessions = 0;
+        for (let i = 0; i < noopRuns; i++) {
+            for (const what of ["preview", "up"] as const) {
+                const before = acceptedLogins(h, vm);
+                const r = await cli(t, what === "preview" ? ["preview"] : ["up", "--yes", "--skip-preview"]);
+                const sessions = acceptedLogins(h, vm) - before - 1;
+                // The summary must read "N unchanged" and nothing else.
+                const lines = r.out.slice(r.out.lastIndexOf("Resources:")).split("\n").slice(1).map((l) => l.trim());
+                const summary = lines.slice(0, lines.indexOf(""));
+                if (summary.length !== 1 || !/^\d+ unchanged$/.test(summary[0])) throw new Error(`the no-op ${what} changed something: ${summary.join(", ")}`);
+                if (what === "preview") {
+                    preview.push(r.phases);
+                    previewSshSessions = sessions;
+                } else {
+                    up.push(r.phases);
+                    upSshSessions = sessions;
                 }
-                previewMs.push(p);
-                upMs.push(u);
             }
-            noop = { previewMs, upMs, ratio: median(upMs) / median(previewMs), upSshSessions, previewSshSessions };
-            log(`${scenario}: no-op ${JSON.stringify(noop)}`);
         }
+        log(`no-op previews ${preview.map((p) => p.wallMs).join(", ")} ms; ups ${up.map((p) => p.wallMs).join(", ")} ms`);
+        const stateBytes = stateSize(t.backendDir);
+        fs.mkdirSync(RESULTS, { recursive: true });
         // The VM's own account of the run, kept beside the figures.
-        fs.writeFileSync(path.join(ROOT, "bench/results", `${scenario}-vm.log`), ssh(vm, "cat /opt/booking-bot/logs/activate.log /opt/booking-bot/logs/health-check.log; echo '== proxy: warnings, errors, failed health checks'; docker logs $(docker ps -aq --filter label=com.docker.compose.service=onevm-proxy) 2>&1 | grep -E '\"level\":\"(warn|error)\"|health_checker' || true").out);
-        return { scenario, sandboxBootMs, fresh: freshResult, switch: sw, rollback: rb, noop };
+        fs.writeFileSync(path.join(RESULTS, `${label}-vm.log`), h.ssh(vm, `cat /opt/${APP}/logs/activate.log /opt/${APP}/logs/health-check.log`, { allowFailure: true }).out);
+        const m: Measurement = {
+            label, root, commit, pulumi, startedAt, finishedAt: new Date().toISOString(), load: { start: loadStart, end: loadavg() },
+            sandboxBootMs, imageBuildMs, fresh: { wallMs: fresh.phases.wallMs, healthy, imageLoadMs, phases: fresh.phases },
+            switch: sw, rollback: rb, rollbackActivation, noop: { preview, up, previewSshSessions, upSshSessions }, stateBytes,
+        };
+        fs.writeFileSync(out, JSON.stringify(m, null, 2) + "\n");
     } finally {
         tunnel?.kill();
-        if (t) await removeStack(t);
-        sandboxDown(name);
+        if (t) await h.removeStack(t);
+        h.sandboxDown(name);
     }
 }
 
-function rows(results: ScenarioResult[], imageBuildMs: number): Row[] {
-    const out: Row[] = [infoRow("host: build + save image archives (docker cache as found)", seconds(imageBuildMs))];
-    for (const r of results) {
-        const p = `[${r.scenario}]`;
-        const f = r.fresh;
-        out.push(
-            infoRow(`${p} sandbox boot (stand-in for VM creation)`, seconds(r.sandboxBootMs)),
-            infoRow(`${p} fresh sandbox -> healthy: pulumi up wall`, seconds(f.upWallMs) + (f.healthy ? "" : " (NOT healthy)"), SEED.deploy),
-            infoRow(`${p}   of which package installs (apt, on VM)`, f.packageInstallMs === null ? "n/a" : seconds(f.packageInstallMs)),
-            infoRow(`${p}   of which image upload (engine, parallel spans)`, seconds(f.imageUploadMs)),
-            infoRow(`${p}   of which docker load (on VM)`, f.imageLoadMs === null ? "n/a" : seconds(f.imageLoadMs)),
-            infoRow(`${p}   onevm's own (engine, ssh, scripts, app start)`, seconds(f.onevmOwnMs)),
-        );
-        const zero = r.scenario === "tls";
-        for (const [what, s] of [["switch", r.switch], ["rollback", r.rollback]] as const) {
-            const label = `${p} ${what} ${s.from} -> ${s.to}`;
-            out.push(
-                what === "rollback"
-                    ? targetRow(`${label}: pulumi up wall`, s.upWallMs, TARGETS.rollbackWallMs, seconds, SEED.rollback)
-                    : infoRow(`${label}: pulumi up wall`, seconds(s.upWallMs), SEED.deploy),
-                infoRow(`${label}:   the Automation API's up() call (+ stack output, history)`, seconds(s.automationUpMs)),
-                zero
-                    ? targetRow(`${label}: failed probes x 50 ms`, s.probe.downtimeMs, 0, millis, SEED.zeroDowntime, "0 ms (proxy path)")
-                    : targetRow(`${label}: failed probes x 50 ms`, s.probe.downtimeMs, TARGETS.downtimeMs, millis, what === "switch" ? "30-60 s" : ""),
-                infoRow(`${label}:   engine before activate.sh / activate.sh`, `${s.beforeActivateMs === null ? "n/a" : seconds(s.beforeActivateMs)} / ${s.activateMs === null ? "n/a" : seconds(s.activateMs)}`),
-                infoRow(`${label}: longest gap / slowest ok probe`, `${millis(s.probe.longestGapMs)} / ${millis(s.probe.maxLatencyMs)}`, `${s.probe.failed}/${s.probe.probes} failed`),
-                infoRow(`${label}: SSH sessions opened by the up`, String(s.sshSessions)),
-            );
-        }
-        if (r.noop) {
-            out.push(
-                infoRow(`${p} no-op preview (median of ${r.noop.previewMs.length})`, seconds(median(r.noop.previewMs))),
-                infoRow(`${p} no-op up (median of ${r.noop.upMs.length})`, seconds(median(r.noop.upMs))),
-                targetRow(`${p} no-op up / preview`, r.noop.ratio, TARGETS.noopRatio, (n) => `${n.toFixed(2)}x`, ""),
-                infoRow(`${p} SSH sessions: no-op up / preview`, `${r.noop.upSshSessions} / ${r.noop.previewSshSessions}`),
-            );
-        }
+/** Size of the stack's checkpoint (the file the engine rewrites at every step and at the end). */
+function stateSize(dir: string): number {
+    const files = (d: string): string[] => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(path.join(d, e.name)) : [path.join(d, e.name)]));
+    const stacks = files(dir).filter((f) => /\/\.pulumi\/stacks\/.*\.json$/.test(f) && !f.includes(".bak"));
+    return stacks.reduce((n, f) => Math.max(n, fs.statSync(f).size), 0);
+}
+
+/** The median run's phases (by wall time). */
+function medianRun(runs: Phases[]): Phases {
+    const m = median(runs.map((r) => r.wallMs));
+    return runs.find((r) => r.wallMs === m) as Phases;
+}
+
+function rows(b: Measurement, a: Measurement): Row[] {
+    const out: Row[] = [];
+    const phaseRows = (what: string, pb: Phases, pa: Phases, limit?: number, activation = true) => {
+        out.push(row(`${what}: wall (launch to exit)`, pb.wallMs, pa.wallMs, seconds, limit));
+        out.push(row(`  CLI start, stack + state load (to prelude)`, pb.cliStartMs, pa.cliStartMs));
+        out.push(row(`  language host + program start (to 1st step)`, pb.programStartMs, pa.programStartMs));
+        out.push(row(activation ? `  steps before activation (plugins start)` : `  resource steps (plugins start, diff)`, pb.beforeActivateMs, pa.beforeActivateMs));
+        if (activation) out.push(row(`  activation (activate.sh on the VM)`, pb.activateMs, pa.activateMs));
+        out.push(row(activation ? `  after activation to summary (state save)` : `  to summary (state save)`, pb.afterActivateMs, pa.afterActivateMs));
+        out.push(row(`  summary to exit (plugins stop, CLI exit)`, pb.shutdownMs, pa.shutdownMs));
+    };
+    const n = b.noop.preview.length;
+    phaseRows(`no-op preview (median of ${n})`, medianRun(b.noop.preview), medianRun(a.noop.preview), TARGETS.noopPreviewMs, false);
+    phaseRows(`rollback v2 -> v1`, b.rollback.phases, a.rollback.phases, TARGETS.rollbackMs);
+    phaseRows(`switch v1 -> v2`, b.switch.phases, a.switch.phases);
+    for (const [what, sb, sa] of [["switch", b.switch, a.switch], ["rollback", b.rollback, a.rollback]] as const) {
+        out.push(row(`${what}: failed probes x 50 ms`, sb.probe.downtimeMs, sa.probe.downtimeMs, millis, TARGETS.downtimeMs));
+        out.push(textRow(`${what}: SSH sessions opened`, String(sb.sshSessions), String(sa.sshSessions)));
     }
+    out.push(row(`no-op up (median of ${n})`, median(b.noop.up.map((p) => p.wallMs)), median(a.noop.up.map((p) => p.wallMs))));
+    out.push(textRow(`no-op SSH sessions: preview / up`, `${b.noop.previewSshSessions} / ${b.noop.upSshSessions}`, `${a.noop.previewSshSessions} / ${a.noop.upSshSessions}`));
+    out.push(textRow(`no-op preview runs`, b.noop.preview.map((p) => seconds(p.wallMs)).join(", "), a.noop.preview.map((p) => seconds(p.wallMs)).join(", ")));
+    out.push(textRow(`resources in the stack / state file`, `${b.rollback.phases.steps} / ${Math.round(b.stateBytes / 1024)} KiB`, `${a.rollback.phases.steps} / ${Math.round(a.stateBytes / 1024)} KiB`));
+    out.push(row(`fresh sandbox -> v1 healthy: wall`, b.fresh.wallMs, a.fresh.wallMs));
+    out.push(textRow(`load average (1 5 15 min) at start / end`, `${b.load.start.join(" ")} / ${b.load.end.join(" ")}`, `${a.load.start.join(" ")} / ${a.load.end.join(" ")}`));
     return out;
 }
 
-async function main() {
-    const only = arg("only");
-    const noopRuns = Number(arg("noop-runs") ?? 3);
-    const scenarios: Scenario[] = SCENARIOS.includes(only as Scenario) ? [only as Scenario] : [...SCENARIOS];
-    const host = machine();
-    log(`machine: ${JSON.stringify(host)}`);
-    const [refs, imageBuildMs] = await timed(async () => buildExampleImages(APP, ["v1", "v2"]));
-    const results: ScenarioResult[] = [];
-    const failures: string[] = [];
-    for (const s of scenarios) {
-        // One scenario failing still reports the others.
-        await runScenario(s, refs, s === "default" ? noopRuns : 0).then(
-            (r) => void results.push(r),
-            (e: Error) => void failures.push(`scenario ${s} FAILED: ${e.message.split("\n")[0]}`),
-        );
+/**
+ * Against the targets, the after side's operations phase by phase with its slowest
+ * resource steps (the table's rows give the same phases for both sides).
+ */
+function whereTimeGoes(b: Measurement, a: Measurement): string {
+    const pct = (ms: number, of: number) => `${Math.round((100 * ms) / of)}%`;
+    const ops: [string, Phases, Phases, number | undefined][] = [
+        ["no-op preview (median run)", medianRun(b.noop.preview), medianRun(a.noop.preview), TARGETS.noopPreviewMs],
+        ["rollback", b.rollback.phases, a.rollback.phases, TARGETS.rollbackMs],
+        ["switch", b.switch.phases, a.switch.phases, undefined],
+    ];
+    const out = ["Where the time goes (after; before in brackets):"];
+    for (const [what, pb, pa, target] of ops) {
+        const over = target === undefined ? "" : pa.wallMs > target ? `, ${seconds(pa.wallMs - target)} over the ${seconds(target)} target` : `, within the ${seconds(target)} target`;
+        out.push(`- ${what}: ${seconds(pa.wallMs)} [${seconds(pb.wallMs)}]${over}`);
+        const parts: [string, number, number][] = [
+            ["CLI start, state load", pa.cliStartMs, pb.cliStartMs],
+            ["language host + program start", pa.programStartMs, pb.programStartMs],
+            [pa.activateMs || pb.activateMs ? "steps before the activation" : "resource steps", pa.beforeActivateMs, pb.beforeActivateMs],
+            ["activation", pa.activateMs, pb.activateMs],
+            ["to the summary (state save)", pa.afterActivateMs, pb.afterActivateMs],
+            ["CLI exit", pa.shutdownMs, pb.shutdownMs],
+        ];
+        out.push(`    ${parts.filter(([, x, y]) => x || y).map(([n, x, y]) => `${n} ${seconds(x)} (${pct(x, pa.wallMs)}) [${seconds(y)}]`).join("; ")}`);
+        if (pa.waits?.length) out.push(`    longest waits for a step to start: ${pa.waits.map((s) => `${s.name} ${seconds(s.ms)}`).join(", ")}`);
+        if (pb.waits?.length) out.push(`    [before: ${pb.waits.map((s) => `${s.name} ${seconds(s.ms)}`).join(", ")}]`);
+        if (pa.slowest?.length) out.push(`    slowest steps: ${pa.slowest.map((s) => `${s.name} ${seconds(s.ms)}`).join(", ")}`);
+        if (pb.slowest?.length) out.push(`    [before: ${pb.slowest.map((s) => `${s.name} ${seconds(s.ms)}`).join(", ")}]`);
     }
-    const table = [renderTable(rows(results, imageBuildMs)), ...failures].join("\n");
-    const machineLine = `Machine: ${host.nproc} cores (${host.cpu}), ${host.memoryGiB} GiB, ${host.kernel}; load average at start ${host.loadAvgAtStart.join(" ")}; ${host.date}`;
-    const dir = path.join(ROOT, "bench", "results");
-    fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(path.join(dir, "latest.json"), JSON.stringify({ machine: host, targets: TARGETS, seed: SEED, probe: { intervalMs: INTERVAL_MS, timeoutMs: PROBE_TIMEOUT_MS }, imageBuildMs, results, table }, null, 2) + "\n");
-    process.stdout.write(`${machineLine}\n\n${table}\n`);
-    if (failures.length) process.exitCode = 1;
+    for (const m of [a, b]) {
+        if (m.rollbackActivation?.length) out.push(`- ${m.label}: activate.sh in the rollback, from its log (whole seconds): ${m.rollbackActivation.map((x) => `+${x.atS} s ${x.message}`).join("; ")}`);
+    }
+    return out.join("\n");
 }
 
-main().catch((e) => {
+function report(): void {
+    const b = JSON.parse(fs.readFileSync(required("before"), "utf8")) as Measurement;
+    const a = JSON.parse(fs.readFileSync(required("after"), "utf8")) as Measurement;
+    const table = renderTable(rows(b, a));
+    const machine = `Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? "unknown"}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.release()}`;
+    const sides = [b, a].map((m) => `${m.label}: commit ${m.commit}, ${m.startedAt} to ${m.finishedAt}; language host ${m.pulumi.languageHost}; plugins: ${m.pulumi.plugins}`);
+    const text = [machine, ...sides, "", table, "", whereTimeGoes(b, a)].join("\n");
+    fs.mkdirSync(RESULTS, { recursive: true });
+    fs.writeFileSync(path.join(RESULTS, "latest.json"), JSON.stringify({ targets: TARGETS, probe: { intervalMs: INTERVAL_MS, timeoutMs: PROBE_TIMEOUT_MS }, before: b, after: a, table: text }, null, 2) + "\n");
+    process.stdout.write(text + "\n");
+}
+
+const mode = process.argv[2];
+(mode === "measure" ? measure() : mode === "report" ? Promise.resolve(report()) : Promise.reject(new Error("usage: bench.ts measure --root DIR --label NAME --out FILE [--noop-runs N] | report --before FILE --after FILE"))).catch((e) => {
     process.stderr.write(`bench failed: ${e instanceof Error ? e.stack : String(e)}\n`);
     process.exit(1);
 });

@@ -18,7 +18,7 @@ export interface Probe {
 export interface ProbeSummary {
     probes: number;
     failed: number;
-    /** failed probes × the probe interval: the downtime figure. */
+    /** failed probes × the probe interval: the downtime figure. */
     downtimeMs: number;
     /** Longest time between the starts of two successive successful probes (~interval when nothing failed). */
     longestGapMs: number;

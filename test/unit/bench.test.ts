@@ -2,7 +2,7 @@
 import * as http from "http";
 import { AddressInfo } from "net";
 import { Probe, probeOnce, Prober, summarize } from "../../bench/prober";
-import { infoRow, millis, msFromLog, renderTable, targetRow, unionMs } from "../../bench/report";
+import { activationMilestones, millis, msFromLog, phases, renderTable, row, textRow, TimedEvent, unionMs } from "../../bench/report";
 
 const probe = (startMs: number, ok: boolean, latency = 5): Probe => ({ startMs, endMs: startMs + latency, ok, ...(ok ? {} : { error: "ECONNRESET" }) });
 
@@ -59,19 +59,72 @@ test("unionMs counts overlapping intervals once", () => {
     expect(unionMs([{ startMs: 0, endMs: 10 }, { startMs: 5, endMs: 20 }, { startMs: 30, endMs: 40 }, { startMs: 32, endMs: 35 }])).toBe(30);
 });
 
-test("targets: PASS at or under the limit, MISS over it, and the table names what was missed", () => {
-    const pass = targetRow("switch downtime", 1000, 1000, millis, "30-60 s");
-    const miss = targetRow("rollback wall", 31_000, 30_000, millis, "3-5 min");
-    expect(pass.verdict).toBe("PASS");
+test("targets: the after value PASSes at or under the limit, MISSes over it; the ratio is after/before; the table names what was missed", () => {
+    const pass = row("no-op preview", 2500, 2000, millis, 2000);
+    const miss = row("rollback", 26_000, 31_000, millis, 15_000);
+    expect(pass).toMatchObject({ verdict: "PASS", ratio: "0.80x", target: "<= 2000 ms" });
     expect(miss.verdict).toBe("MISS");
-    const table = renderTable([pass, miss, infoRow("sandbox boot", "3.0 s")]);
-    expect(table).toMatch(/\| switch downtime +\| 1000 ms +\| <= 1000 ms +\| PASS +\| 30-60 s/);
-    expect(table).toMatch(/MISSED TARGETS \(1\): rollback wall = 31000 ms \(target <= 30000 ms\)/);
+    expect(row("unmeasured", null, 1000).before).toBe("n/a");
+    const table = renderTable([pass, miss, textRow("SSH sessions", "1", "1")]);
+    expect(table).toMatch(/\| no-op preview +\| 2500 ms +\| 2000 ms +\| 0.80x +\| <= 2000 ms +\| PASS +\|/);
+    expect(table).toMatch(/MISSED TARGETS \(1\): rollback = 31000 ms \(target <= 15000 ms\)/);
     expect(renderTable([pass])).toMatch(/All targets met\./);
+});
+
+describe("phases", () => {
+    const urn = (name: string, type = "command:remote:Command") => `urn:pulumi:s::onevm::${type}::${name}`;
+    test("consecutive phases around the activation add up to the wall time", () => {
+        const events: TimedEvent[] = [
+            { atMs: 1300, kind: "prelude" },
+            { atMs: 2000, kind: "pre", urn: urn("s", "pulumi:pulumi:Stack") },
+            { atMs: 2100, kind: "pre", urn: urn("default", "pulumi:providers:command") },
+            { atMs: 2600, kind: "outputs", urn: urn("default", "pulumi:providers:command") },
+            { atMs: 3000, kind: "pre", urn: urn("app-activate") },
+            { atMs: 9000, kind: "outputs", urn: urn("app-activate") },
+            { atMs: 9500, kind: "outputs", urn: urn("s", "pulumi:pulumi:Stack") },
+            { atMs: 10_000, kind: "summary" },
+        ];
+        const p = phases(events, 1000, 10_400);
+        expect(p).toEqual({
+            wallMs: 9400, cliStartMs: 300, programStartMs: 700, beforeActivateMs: 1000, activateMs: 6000,
+            afterActivateMs: 1000, shutdownMs: 400, steps: 3,
+            slowest: [{ name: "default (pulumi:providers:command)", ms: 500 }],
+            waits: [{ name: "app-activate (command:remote:Command)", ms: 400 }, { name: "default (pulumi:providers:command)", ms: 100 }],
+        });
+        expect(p.cliStartMs + p.programStartMs + p.beforeActivateMs + p.activateMs + p.afterActivateMs + p.shutdownMs).toBe(p.wallMs);
+    });
+
+    test("no activation (a no-op): the steps run to the last event, activation 0", () => {
+        const events: TimedEvent[] = [
+            { atMs: 1500, kind: "prelude" },
+            { atMs: 1900, kind: "pre", urn: urn("a") },
+            { atMs: 2400, kind: "outputs", urn: urn("a") },
+            { atMs: 2600, kind: "summary" },
+        ];
+        expect(phases(events, 1000, 2800)).toMatchObject({ cliStartMs: 500, programStartMs: 400, beforeActivateMs: 500, activateMs: 0, afterActivateMs: 200, shutdownMs: 200 });
+    });
 });
 
 test("msFromLog reads the remote scripts' duration lines", () => {
     const log = "[2026-12-01 03:00:00] INFO: package installs (apt-get update + install) took 41234 ms\n";
     expect(msFromLog(log, /package installs \(apt-get update \+ install\) took (\d+) ms/)).toBe(41234);
     expect(msFromLog(log, /load\/pull took (\d+) ms/)).toBeUndefined();
+});
+
+test("activationMilestones: the last activation's INFO lines, offsets from its start", () => {
+    const log = [
+        "[2026-12-05 02:24:00] INFO: Starting activation of v2 (operator e2e)",
+        "[2026-12-05 02:24:09] INFO: Deployment successful: v2 (previous: v1)",
+        "[2026-12-05 02:24:37] INFO: Starting activation of v1 (operator e2e)",
+        " Container booking-bot-postgres-1  Running",
+        "[2026-12-05 02:24:40] INFO: Migrations applied successfully",
+        "[2026-12-05 02:24:48] INFO: Deployment successful: v1 (previous: v2)",
+        "[2026-12-05 02:23:52] INFO: checking booking-bot of release v1",
+    ].join("\n");
+    expect(activationMilestones(log)).toEqual([
+        { atS: 0, message: "Starting activation of v1 (operator e2e)" },
+        { atS: 3, message: "Migrations applied successfully" },
+        { atS: 11, message: "Deployment successful: v1 (previous: v2)" },
+    ]);
+    expect(activationMilestones("nothing")).toEqual([]);
 });
