@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Seed 000's smoke checks against a running bot-api: /health body, the five metric
+# The booking bot's smoke checks against a running bot-api: /health body, the five metric
 # families, booking success + one-active-booking rejection, client cancel, master
 # cancel without a reason rejected, and the list endpoint (Redis-cached).
 #
@@ -41,7 +41,7 @@ req() {
   body=$(cat "$body_file")
 }
 
-# 1. health: exactly the seed's body
+# 1. health: exactly the expected body
 req GET /health
 if [ "$code" = 200 ] && [ "$body" = '{"status":"ok","service":"bot-api"}' ]; then
   pass "/health -> $body"

@@ -1,5 +1,5 @@
 /**
- * Renders the systemd unit that brings the stack back after a reboot (seed 000): a
+ * Renders the systemd unit that brings the stack back after a reboot: a
  * oneshot that runs compose from `current`, so it always starts the active release.
  */
 import { vmPaths } from "./paths";

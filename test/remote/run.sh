@@ -330,7 +330,7 @@ t_compose_typed() {
   [[ ! -s "$WORK/last.err" ]] || fail "compose warned: $(cat "$WORK/last.err")"
 }
 
-# health-check.sh per service and its --json shape (seed 003's per-service object).
+# health-check.sh per service and its --json shape (one object per service).
 t_health_service() {
   local j
   j="$(vm "$BIN/health-check.sh --json --retries 1" 2>"$WORK/last.err")" || fail "gate of v1"

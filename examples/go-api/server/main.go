@@ -1,4 +1,4 @@
-// Command server is seed 002's Go API (net/http + pgx v5) and its migration runner
+// Command server is a Go API (net/http + pgx v5) and its migration runner
 // (golang-migrate, migrations embedded): one binary, one image, two services.
 //
 //	server [serve]      the HTTP API on :$PORT (8080)

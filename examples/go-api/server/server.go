@@ -100,7 +100,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// health is seed 002's check: 200 {"status":"healthy","database":"ok",
+// health is the readiness check: 200 {"status":"healthy","database":"ok",
 // "migrations":"up-to-date","version":...}; 503 "unhealthy" when the database does not
 // answer or its schema is behind this release ("pending") or dirty. A schema ahead of
 // this release (rolled back to older code on an additive schema) counts as up to date.

@@ -1,1 +1,1 @@
-"""onevm sample application: the booking bot API of seed 000 (FastAPI + PostgreSQL + Redis)."""
+"""onevm sample application: the booking bot API (FastAPI + PostgreSQL + Redis)."""

@@ -1,4 +1,4 @@
-"""Prometheus metric families of seed 000; each is present before any traffic."""
+"""The app's Prometheus metric families; each is present before any traffic."""
 from __future__ import annotations
 
 import prometheus_client

@@ -1,2 +1,2 @@
-"""Seed 003's bot: a polling loop (PostgreSQL rows, Redis counters) with an HTTP status
+"""The bot: a polling loop (PostgreSQL rows, Redis counters) with an HTTP status
 endpoint, behind nginx."""

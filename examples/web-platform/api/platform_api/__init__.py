@@ -1,1 +1,1 @@
-"""The web platform's API (seed 001): FastAPI + SQLAlchemy + Alembic."""
+"""The web platform's API: FastAPI + SQLAlchemy + Alembic."""

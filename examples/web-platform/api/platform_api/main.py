@@ -1,4 +1,4 @@
-"""The API: /healthz (database + migration state, seed 001's check), /version and jobs."""
+"""The API: /healthz (database + migration state: current revision == head), /version and jobs."""
 from __future__ import annotations
 
 import hashlib

@@ -1,1 +1,1 @@
-"""Seed 004's Telegram reminder bot, as a worker that serves no HTTP."""
+"""A Telegram reminder bot, as a worker that serves no HTTP."""
