@@ -339,6 +339,19 @@ function bindSource(vol: unknown): string | undefined {
     return i > 0 ? s.slice(0, i) : undefined;
 }
 
+/**
+ * A volumes entry whose bind source is a path relative to the Compose file, with that
+ * source resolved against DIR (absolute); any other entry as it is.
+ */
+export function bindUnder(vol: unknown, dir: string): unknown {
+    const source = bindSource(vol);
+    const rel = source !== undefined && isRelative(source) ? normalizeRelative(source) : undefined;
+    if (rel === undefined) return vol;
+    const absolute = `${dir}/${rel}`;
+    if (typeof vol === "object" && vol !== null) return { ...(vol as Record<string, unknown>), source: absolute };
+    return absolute + String(vol).slice(source!.length);
+}
+
 /** A bind source that is a path relative to the Compose file (named volumes have no '/' or '.'). */
 function isRelative(source: string): boolean {
     return !source.startsWith("/") && !source.startsWith("~") && (source.startsWith(".") || source.includes("/"));

@@ -6,9 +6,10 @@
  * default; the stack config's limits win over both.
  */
 import { stringify } from "yaml";
-import { AppModel, ComposeService, environmentMap, PROXY_SERVICE } from "../app";
+import { AppModel, bindUnder, ComposeService, environmentMap, PROXY_SERVICE } from "../app";
 import { DATABASE_ENV_KEYS, Limits } from "../config";
 import { PROXY_LISTEN_PORT } from "./caddyfile";
+import { vmPaths } from "./paths";
 
 export interface ComposeOptions {
     model: AppModel;
@@ -99,6 +100,13 @@ function renderService(o: ComposeOptions, name: string, user: ComposeService): C
         svc.logging = { driver: "json-file", options: { "max-size": o.logMaxSize, "max-file": String(o.logMaxFiles) } };
     }
     applyLimits(svc, o.defaultLimits, o.limits[name]);
+    // Relative bind sources made absolute (the release's own directory): compose resolves
+    // them against its project directory, so the unit and an operator, who run compose in
+    // current/, would see another config than the activation did and recreate the service.
+    if (svc.volumes) {
+        const releaseDir = `${vmPaths(model.app).releases}/${o.releaseId}`;
+        svc.volumes = svc.volumes.map((vol) => bindUnder(vol, releaseDir));
+    }
 
     const ports = (svc.ports ?? []).map(onLoopback);
     if (isWeb && o.proxy) {
@@ -213,8 +221,9 @@ function sortedObject(o: Record<string, unknown>): Record<string, unknown> {
 /**
  * The proxy (Caddy): with TLS ingress the only service published on every interface (80
  * and 443), and always the app's loopback port. It joins the web service's networks,
- * mounts its config directory read-only and keeps ACME state in a volume. It never
- * restarts with the app (no `restart: true`), so it holds requests while the app restarts.
+ * mounts its config directory read-only and keeps ACME state in a volume. It depends_on
+ * nothing: compose recreates whatever depends_on a service it recreates, and the proxy
+ * must stay up while the app changes (it finds the web service by name per request).
  * Only tools of the official image are used: the healthcheck is busybox wget.
  */
 function proxyService(o: ComposeOptions, p: ProxyOptions, web: string, hostPort: number): ComposeService {
@@ -227,7 +236,6 @@ function proxyService(o: ComposeOptions, p: ProxyOptions, web: string, hostPort:
         ports: [...(p.tls ? ["0.0.0.0:80:80", "0.0.0.0:443:443"] : []), `${LOOPBACK}:${hostPort}:${PROXY_LISTEN_PORT}`],
         volumes: [`${p.configDir}:/etc/caddy:ro`, `${PROXY_DATA_VOLUME}:/data`],
         ...(networks ? { networks } : {}),
-        depends_on: { [web]: { condition: "service_started" } },
         healthcheck: {
             test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:2019/config/"],
             interval: "5s",

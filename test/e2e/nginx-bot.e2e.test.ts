@@ -24,7 +24,7 @@ const run = exampleRun(spec);
 
 /** npm run onevm -- ARGS against this file's stack and backend. */
 function onevm(...args: string[]): { code: number; out: string; err: string } {
-    const r = spawnSync("bash", ["scripts/onevm.sh", ...args, "--stack", run.t.stack.name], {
+    const r = spawnSync("bash", ["scripts/onevm.sh", args[0], "--stack", run.t.stack.name, ...args.slice(1)], {
         cwd: ROOT,
         encoding: "utf8",
         env: { ...process.env, PULUMI_BACKEND_URL: run.t.backendUrl, PULUMI_CONFIG_PASSPHRASE: "e2e-passphrase" },

@@ -69,7 +69,9 @@ describeExampleLifecycle(spec, run, {
             expect(await tcpOpen(vmIp, 443)).toBe(true);
             for (const port of [3000, 8000, 5432, 8080]) expect([port, await tcpOpen(vmIp, port)]).toEqual([port, false]);
             const listening = ssh(run.vm, "sudo -n ss -Htln | awk '{print $4}' | sort -u").out;
-            expect(listening).toMatch(/^127\.0\.0\.1:8080$/m);
+            // The proxy's loopback port: the web service's hostPort (its port, 3000, by default).
+            expect(run.hostPort).toBe(3000);
+            expect(listening).toMatch(/^127\.0\.0\.1:3000$/m);
             expect(listening).not.toMatch(/^(0\.0\.0\.0|\*|\[::\]):(3000|8000|8080|5432)$/m);
         });
 

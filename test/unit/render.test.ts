@@ -65,6 +65,18 @@ describe("compose file: the user's file with onevm's contract", () => {
         expect(t["onevm-proxy"]).toBeUndefined();
     });
 
+    test("bind sources relative to the Compose file point into the release's directory; named volumes stay", () => {
+        // compose resolves relative sources against its project directory: the unit runs it
+        // in current/, the activation in releases/<id>; only absolute sources hash the same.
+        expect(s.nginx.volumes).toEqual(["/opt/shop/releases/v1/nginx/default.conf:/etc/nginx/conf.d/default.conf:ro"]);
+        expect(s.postgres.volumes).toEqual(["pgdata:/var/lib/postgresql/data"]);
+        const long = model().model;
+        long.compose.services.nginx.volumes = [{ type: "bind", source: "./nginx/./default.conf", target: "/etc/nginx/conf.d/default.conf", read_only: true }];
+        expect(parse(renderCompose({ ...options, model: long })).services.nginx.volumes).toEqual([
+            { type: "bind", source: "/opt/shop/releases/v1/nginx/default.conf", target: "/etc/nginx/conf.d/default.conf", read_only: true },
+        ]);
+    });
+
     test("env: each service names the keys it reads from shared/.env, never a value", () => {
         const fromEnv = (k: string) => `\${${k}?${k} is missing from shared/.env}`;
         expect(s.api.environment).toEqual({ DATABASE_URL: fromEnv("DATABASE_URL"), LOG_LEVEL: "info", STRIPE_KEY: fromEnv("STRIPE_KEY") });
@@ -86,10 +98,11 @@ describe("compose file: the user's file with onevm's contract", () => {
             image: "caddy:2.10.2",
             restart: "unless-stopped",
             volumes: ["/opt/shop/shared/tls:/etc/caddy:ro", "onevm-caddy-data:/data"],
-            depends_on: { api: { condition: "service_started" } },
             healthcheck: { test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:2019/config/"] },
             labels: { "onevm.app": "shop", "onevm.role": "proxy" },
         });
+        // compose recreates whatever depends_on a service it recreates: the proxy depends on none.
+        expect(s["onevm-proxy"].depends_on).toBeUndefined();
         expect(doc.volumes).toEqual({ pgdata: {}, "onevm-caddy-data": {} });
         const tls = parse(renderCompose({ ...options, model: model().model, proxy: { ...proxy, tls: true } })).services["onevm-proxy"];
         expect(tls.ports).toEqual(["0.0.0.0:80:80", "0.0.0.0:443:443", "127.0.0.1:8080:8080"]);
@@ -173,7 +186,7 @@ describe(".env", () => {
     });
 });
 
-test("systemd unit runs compose from current with the shared env file (seed 000)", () => {
+test("systemd unit runs compose from current with the shared env file", () => {
     const unit = renderUnit("bot", "deploy");
     expect(unitName("bot")).toBe("bot.service");
     expect(unit).toContain("Requires=docker.service");

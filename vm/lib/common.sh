@@ -332,15 +332,37 @@ apply_image_lock() {
 # up_release DIR [SERVICE...]: `up -d --remove-orphans` of the release in DIR (its
 # images.lock applied first): of every service but the migrate role's (it runs once per
 # activation or restore, to its exit, before: `up` would start it again), or of the
-# SERVICEs given.
+# SERVICEs given. With a web role, the services the web service does not lead to come up
+# first, in a call of their own: compose recreates every service that depends_on one it
+# recreates, so one call would recreate the web service (just handed over) and what sits
+# in front of it whenever a service behind it changes.
 up_release() {
   local dir="$1" m
   shift
-  local services=("$@")
+  local services=("$@") behind=()
   apply_image_lock "$dir" || log WARN "release $(basename -- "$dir") runs some images not pinned by its images.lock (above)"
   if ((${#services[@]} == 0)); then
     m="$(rel_role "$dir" migrate)"
     mapfile -t services < <(compose "$dir" config --services 2>/dev/null | grep -vxF -e "${m:-}" || true)
   fi
+  mapfile -t behind < <(services_behind_web "$dir" "${services[@]}")
+  if ((${#behind[@]} > 0 && ${#behind[@]} < ${#services[@]})); then
+    run_logged compose "$dir" up -d "${behind[@]}" || return
+  fi
   run_logged compose "$dir" up -d --remove-orphans ${services[@]+"${services[@]}"}
+}
+
+# services_behind_web DIR SERVICE...: those of the SERVICEs that are neither the web role's
+# service of the release in DIR nor depend on it (directly or not); none without a web role.
+services_behind_web() {
+  local dir="$1" web
+  shift
+  web="$(rel_role "$dir" web)"
+  [[ -n "$web" ]] || return 0
+  # shellcheck disable=SC2016  # jq program
+  compose "$dir" config --format json 2>/dev/null | jq -r --arg web "$web" --args '
+    (.services | with_entries(.value = ((.value.depends_on // {}) | keys))) as $deps
+    | def leads_to_web($s; $seen):
+        $s == $web or ([$deps[$s][]? | select(($seen | index(.)) == null)] | any(leads_to_web(.; $seen + [$s])));
+      $ARGS.positional[] | select(leads_to_web(.; []) | not)' "$@"
 }
