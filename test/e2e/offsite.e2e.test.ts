@@ -1,5 +1,5 @@
 /**
- * Issue 5, off-host half, end to end: a real `pulumi up` configures two off-host targets
+ * Off-host backup copies, end to end: a real `pulumi up` configures two off-host targets
  * on os-app — sftp to a second sandbox (os-store, host key pinned) and an S3 bucket (the
  * stand-in in test/s3/server.ts, which checks every SigV4 signature) — then manual backups
  * land on both with the same sha256, retention applies off-host, a target that is down
@@ -136,7 +136,7 @@ test("a manual backup is copied to os-store and the bucket, verified by sha256 a
 });
 
 test("the process list never showed a credential while sftp and curl ran", () => {
-    expect(psLog).toMatch(/sftp -b - -P 22 -i \/opt\/bot\/shared\/offsite\/ssh_key/);
+    expect(psLog).toMatch(/sftp -b - -P 22 -i \/opt\/worker-bot\/shared\/offsite\/ssh_key/);
     expect(psLog).not.toContain(S3_SECRET);
     expect(psLog).not.toContain(S3_KEY_ID);
 });

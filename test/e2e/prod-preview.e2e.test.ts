@@ -11,6 +11,7 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { ConfigMap, EngineEvent } from "@pulumi/pulumi/automation";
+import { parse as parseYaml } from "yaml";
 import { FakeDoApi, startFakeDoApi } from "../do-api/server";
 import { newStack, removeStack, ROOT, TestStack } from "./harness";
 
@@ -20,20 +21,21 @@ const NAME = "e2e-do";
 let api: FakeDoApi;
 let t: TestStack;
 
-const prodLike = (endpoint: string, token: string): ConfigMap => ({
-    "onevm:target": { value: "digitalocean" },
-    "onevm:region": { value: "fra1" },
-    "onevm:size": { value: "s-2vcpu-4gb" },
-    "onevm:image": { value: "ubuntu-24-04-x64" },
-    "onevm:sshAllowedCidrs": { value: JSON.stringify(["203.0.113.7/32"]) },
-    "onevm:reservedIp": { value: "true" },
-    "onevm:releaseId": { value: "v1" },
-    "onevm:images": { value: JSON.stringify({ "bot-api": "r.example/bot-api:v1", migrate: "r.example/migrate:v1", postgres: "r.example/postgres:17", redis: "r.example/redis:8" }) },
-    "onevm:telegramBotToken": { value: "tg-e2e", secret: true },
-    "onevm:operator": { value: "e2e" },
-    "digitalocean:token": { value: token, secret: true },
-    "digitalocean:apiEndpoint": { value: endpoint },
-});
+/** The committed Pulumi.prod.yaml with its secrets set, one tag less (the update adds it back) and release v1. */
+const prodLike = (endpoint: string, token: string): ConfigMap => {
+    const doc = parseYaml(fs.readFileSync(path.join(ROOT, "Pulumi.prod.yaml"), "utf8")) as { config: Record<string, unknown> };
+    const file = Object.fromEntries(Object.entries(doc.config).map(([k, v]) => [k, { value: typeof v === "string" ? v : JSON.stringify(v) }]));
+    return {
+        ...file,
+        "onevm:tags": { value: JSON.stringify(["onevm"]) },
+        "onevm:releaseId": { value: "v1" },
+        "app:TELEGRAM_BOT_TOKEN": { value: "tg-e2e", secret: true },
+        "onevm:registryPassword": { value: "registry-e2e", secret: true },
+        "onevm:operator": { value: "e2e" },
+        "digitalocean:token": { value: token, secret: true },
+        "digitalocean:apiEndpoint": { value: endpoint },
+    };
+};
 
 /** op and type of every resource step the engine reported. */
 function steps(events: EngineEvent[]): Array<{ op: string; type: string; name: string }> {
@@ -82,7 +84,7 @@ describe("up and destroy against the in-memory DO API (infrastructure layer only
         expect(res.summary.result).toBe("succeeded");
         expect(api.droplets.size).toBe(1);
         const [d] = api.droplets.values();
-        expect(d).toMatchObject({ name: "bot", monitoring: true, size_slug: "s-2vcpu-4gb", status: "active" });
+        expect(d).toMatchObject({ name: "booking-bot", monitoring: true, size_slug: "s-2vcpu-4gb", status: "active" });
         expect(d.user_data).toContain("ed25519_private");
         const [v] = api.volumes.values();
         expect(v.droplet_ids).toEqual([d.id]);
@@ -94,7 +96,9 @@ describe("up and destroy against the in-memory DO API (infrastructure layer only
         const [ip] = api.reservedIps.values();
         expect(ip.droplet_id).toBe(d.id);
         expect(res.outputs.address.value).toBe(ip.ip);
-        expect(res.outputs.sshCommand.value).toBe(`ssh -p 22 deploy@${ip.ip}`);
+        // Plain ssh works as printed once the sshConfig output is in ~/.ssh/config.
+        expect(res.outputs.sshCommand.value).toBe(`ssh onevm-booking-bot-${NAME}`);
+        expect(res.outputs.sshConfig.value).toContain(`Host onevm-booking-bot-${NAME}\n  HostName ${ip.ip}\n  Port 22\n  User deploy\n`);
         expect(api.requests.every((r) => r.auth === `Bearer ${api.token}`)).toBe(true);
         // The user data (it holds the host private key) is not in the state file in clear text.
         const state = fs.readFileSync(path.join(t.backendDir, ".pulumi", "stacks", "onevm", `${NAME}.json`), "utf8");
