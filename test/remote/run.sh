@@ -311,7 +311,7 @@ t_activate_first() {
   assert_eq "$(rows)" "3" "rows"
 }
 
-# A no-op is recognised as one (no restart, no health gate); its speed is npm run bench's.
+# A no-op is recognised as one (nothing restarted); its speed is npm run bench's.
 t_rerun_noop() {
   assert_eq "$(activate --release v1)" "0" "re-activate v1"
   assert_match "$(last_history)" '"result":"noop"' "history"
